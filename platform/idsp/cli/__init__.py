@@ -1,0 +1,79 @@
+"""The ``idsp`` command: one entry point, one sub-command group per concern.
+
+Rule: this package only parses and prints; the library does the work. Modules here
+import nothing heavy at the top (no pandas, great_expectations, mlflow, dvc, sklearn):
+``idsp --help`` must stay fast. Exit codes: 0 ok, 1 the answer is no, 2 bad usage/input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from typer import exceptions as typer_errors
+
+from idsp import __version__
+from idsp.cli._common import console_err
+from idsp.errors import IdspError
+
+app = typer.Typer(
+    name="idsp",
+    help="IDSP, the Inspecties-DataSciencePlatform: cases, data, checklists, runs, the hub.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+# (module below idsp.cli, group name); each module defines ``app`` (a Typer group) or
+# ``register(app)`` for top-level commands.
+GROUPS: list[tuple[str, str]] = [
+    ("config", "config"),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"idsp {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """IDSP, the Inspecties-DataSciencePlatform."""
+
+
+for _module, _name in GROUPS:
+    _mod = importlib.import_module(f"idsp.cli.{_module}")
+    if _name:
+        app.add_typer(_mod.app, name=_name)
+    else:
+        _mod.register(app)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI in-process and return its exit code (used by ``main`` and the tests)."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="idsp", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        console_err().print("Aborted.")
+        return 130
+    except typer_errors.TyperException as exc:  # usage errors and the like
+        exc.show()
+        return exc.exit_code
+    except IdspError as exc:
+        console_err().print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
