@@ -138,7 +138,7 @@ class Kubernetes(_Section):
     case_volume_size: str = "50Gi"
     home_volume_size: str = "10Gi"
     oidc: Oidc = Field(default_factory=Oidc)
-    s3: S3 = S3()
+    s3: S3 = Field(default_factory=S3)
     postgres_secret_ref: str = Field("idsp-postgres", description="Secret with the DB URI")
     image: str = "quay.io/jupyter/scipy-notebook:2024-12-23"
 
