@@ -1,0 +1,219 @@
+"""`idsp case`: make a case project, bring it to the newest template, see the fleet.
+
+Rule: parse and print only; the work is in ``idsp.case_projects``. copier and anything
+heavy are imported inside the commands, so ``idsp case --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from idsp.cli._common import JSON_OPTION, console, console_err, load, print_json
+from idsp.errors import Refused, UserError
+
+app = typer.Typer(
+    help="Case projects: make one from the template, update it, see which lag behind.",
+    no_args_is_help=True,
+)
+
+
+@contextmanager
+def _spinner(enabled: bool):
+    """A rich status line for the slow steps; silent for --json and non-terminals."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda _msg: None
+        return
+    with console_err().status("working ...") as status:
+        yield lambda msg: status.update(msg + " ...")
+
+
+def _parse_data(pairs: list[str]) -> dict[str, str]:
+    data: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(
+                f"--data {pair!r} is not KEY=VALUE",
+                where="--data",
+                fix="Write it as --data zaaknummer=ILT-2026-004512",
+            )
+        data[key.strip()] = value
+    return data
+
+
+def _ask(question, default, problem):
+    from rich.prompt import Confirm, Prompt
+
+    if problem:
+        console_err().print(f"[red]{problem}[/]", highlight=False)
+    if question.type == "bool":
+        return Confirm.ask(question.help, default=bool(default), console=console_err())
+    if question.multiselect:
+        shown = ",".join(default or [])
+        return Prompt.ask(
+            f"{question.help} ({', '.join(question.choices)}; comma-separated)",
+            default=shown or None,
+            console=console_err(),
+        )
+    if question.choices:
+        return Prompt.ask(
+            question.help,
+            choices=list(question.choices),
+            default=default,
+            console=console_err(),
+        )
+    return Prompt.ask(question.help, default=default, console=console_err())
+
+
+@app.command("new")
+def new(
+    name: str = typer.Argument(..., help="Short name of the case: also its folder and id."),
+    case_type: str = typer.Option(None, "--type", "-t", help="generic or ce_markering."),
+    dest: Path = typer.Option(
+        None,
+        "--dest",
+        "-d",
+        help="Folder to make the case in (default: the platform's cases_root).",
+    ),
+    defaults: bool = typer.Option(
+        False, "--defaults", help="Take the default for every answer not given; ask nothing."
+    ),
+    data: list[str] = typer.Option(
+        [], "--data", help="An answer as KEY=VALUE, e.g. zaaknummer=ILT-2026-004512 (repeatable)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Make a case project: template, git, DVC with the platform remote, hooks, index."""
+    from idsp import case_projects, case_template
+
+    given = _parse_data(data)
+    if case_type is not None:
+        given["case_type"] = case_type
+    interactive = not defaults and not as_json and sys.stdin.isatty()
+    answers = case_template.resolve_answers(name, given, ask=_ask if interactive else None)
+    with _spinner(not as_json) as progress:
+        made = case_projects.new_case(name, answers, dest=dest, cfg=load(), progress=progress)
+    if as_json:
+        print_json(made.as_dict())
+        return
+    out = console()
+    out.print(f"[bold green]case {made.id}[/] made in {made.path}", highlight=False)
+    for step in made.steps:
+        out.print(f"  - {step}", highlight=False)
+    out.print(f"  - checklist: {made.checklist}", highlight=False)
+    out.print(
+        f"Next: cd {made.path} and read README.md (first: fill in case.yaml).", highlight=False
+    )
+
+
+@app.command("update")
+def update(
+    path: Path = typer.Argument(None, help="The case project (default: the one you are in)."),
+    to: str = typer.Option(None, "--to", help="Template version to go to (default: the newest)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Bring a case to the newest template: three-way merge, migrations, local edits kept.
+
+    Exit 1 when conflicts need a person: the files are listed and marked.
+    """
+    from idsp import case_projects
+
+    with _spinner(not as_json) as progress:
+        result = case_projects.update_case(path, to_version=to, cfg=load(), progress=progress)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_update(result)
+    if result.conflicts:
+        raise typer.Exit(Refused.exit_code)
+
+
+def _print_update(result) -> None:
+    out = console()
+    if result.up_to_date:
+        out.print(
+            f"case {result.id} is on the newest template ({result.to_version}); nothing to do",
+            highlight=False,
+        )
+        return
+    out.print(
+        f"case {result.id}: template {result.from_version} -> {result.to_version}", highlight=False
+    )
+    for migration in result.migrations:
+        out.print(f"  migration {migration}", highlight=False)
+    out.print(f"  {len(result.changed)} file(s) changed:", highlight=False)
+    for rel in result.changed:
+        mark = "[bold red]CONFLICT[/] " if rel in result.conflicts else ""
+        out.print(f"    {mark}{rel}", highlight=False)
+    if result.conflicts:
+        out.print(
+            f"[bold red]{len(result.conflicts)} file(s) have conflicts[/]: open them and choose "
+            "between the blocks marked `<<<<<<< before updating` and `>>>>>>> after updating`, "
+            "then `git add` them and commit.",
+            highlight=False,
+        )
+    else:
+        out.print(
+            "No conflicts. Review with `git diff`, then commit: "
+            f'git commit -am "Case template {result.to_version}"',
+            highlight=False,
+        )
+
+
+@app.command("status")
+def status(
+    root: Path = typer.Argument(
+        None, help="Folder to scan for case projects (default: the platform's case index)."
+    ),
+    runs: bool = typer.Option(
+        True, "--runs/--no-runs", help="Ask the tracking server for each case's last run."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The fleet at a glance: template version against the newest, checklist, last run."""
+    from idsp import case_projects, case_template
+
+    cases = case_projects.fleet_status(root, cfg=load(), runs=runs)
+    newest = case_template.newest_version()
+    if as_json:
+        print_json({"newest_template": newest, "cases": [c.as_dict() for c in cases]})
+        return
+    from rich.table import Table
+
+    out = console()
+    if not cases:
+        where = str(root) if root else "the case index"
+        out.print(f"no case projects in {where}", highlight=False)
+        return
+    table = Table(title=f"Case projects (newest template {newest})", title_justify="left")
+    for column in ("case", "template", "checklist", "last run", "path"):
+        table.add_column(column, overflow="fold")
+    for case in cases:
+        version = case.template_version or "?"
+        if case.problem:
+            version = f"[red]{case.problem}[/]"
+        elif case.behind:
+            version = f"[yellow]{version} (behind)[/]"
+        table.add_row(case.id, version, case.checklist, _run_text(case), case.path)
+    out.print(table)
+    behind = [c.id for c in cases if c.behind]
+    if behind:
+        out.print(
+            f"{len(behind)} case(s) behind the newest template: run `idsp case update` in "
+            + ", ".join(behind),
+            highlight=False,
+        )
+
+
+def _run_text(case) -> str:
+    run = case.last_run
+    if not run:
+        return case.last_run_note
+    parts = [str(run.get(k)) for k in ("run_id", "start_time", "status") if run.get(k)]
+    if run.get("official") is not None:
+        parts.append("official" if run["official"] else "not official")
+    return " ".join(parts) or str(run)
