@@ -30,6 +30,7 @@ app = typer.Typer(
 # ``register(app)`` for top-level commands.
 GROUPS: list[tuple[str, str]] = [
     ("config", "config"),
+    ("case", "case"),
     ("data", "data"),
 ]
 
