@@ -1,0 +1,133 @@
+"""The run gate: may this case run on these datasets now?
+
+Rule: a run on official data (any dataset that is personal or real, ``Dataset.official``)
+starts only if the case's checklist is approved by every required role with valid signed
+approvals, for exactly the checklist content, evidence, data versions, code and parameters
+that are about to run, and no approval has expired. Exploratory runs (synthetic,
+non-personal data only) are always allowed. This module never writes: the caller logs the
+decision (``idsp ethics verify`` writes ``gate.checked``, tracking writes ``run.started``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from idsp.errors import GateRefused, IdspError
+
+from legal_ethics import bindings as _bindings
+from legal_ethics import checklist, state
+from legal_ethics.reviewers import role_label
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    allowed: bool
+    official: bool
+    reasons: list[str] = field(default_factory=list)
+    checklist_hash: str | None = None
+    approval_ids: list[str] = field(default_factory=list)
+    bindings: dict[str, Any] = field(default_factory=dict)
+    status: str = "none"
+
+    # The issue's older name for the same thing.
+    @property
+    def ok(self) -> bool:
+        return self.allowed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed, "official": self.official, "status": self.status,
+            "reasons": self.reasons, "checklist_hash": self.checklist_hash,
+            "approval_ids": self.approval_ids, "bindings": self.bindings,
+        }
+
+
+GateResult = GateDecision
+
+
+def _short(h: Any) -> str:
+    return f"{h[:12]}…" if isinstance(h, str) and len(h) > 12 else str(h)
+
+
+def _binding_reasons(case, approved: list, now_bindings: dict[str, Any], datasets: list[str]) -> list[str]:
+    reasons: list[str] = []
+    seen: set[str] = set()
+
+    def add(text: str) -> None:
+        if text not in seen:
+            seen.add(text)
+            reasons.append(text)
+
+    for v in approved:
+        old = v.payload.get("bindings", {})
+        who = f"approval {v.decision.id} by {v.payload['reviewer']} ({role_label(v.payload['role'])})"
+        if "data" in now_bindings:
+            for name in datasets:
+                if name not in (old.get("data") or {}):
+                    add(f"dataset {name} was not in scope when {who} was given; submit again so reviewers see it")
+                    continue
+                before, after = old["data"][name], now_bindings["data"].get(name)
+                if before != after:
+                    add(f"dataset {name} changed since {who}: DVC md5 {_short(before)} -> {_short(after)}")
+        for key, what in (("code", "the code (src/, dvc.yaml, params.yaml)"), ("params", "params.yaml")):
+            if key in now_bindings and old.get(key) != now_bindings[key]:
+                add(f"{what} changed since {who}: sha256 {_short(old.get(key))} -> {_short(now_bindings[key])}")
+    return reasons
+
+
+def check(case, datasets: list[str], *, config=None, now: datetime | None = None) -> GateDecision:
+    datasets = list(dict.fromkeys(datasets))
+    official = any(case.dataset(name).official for name in datasets)
+    bindings_now = _bindings.compute(case, datasets)
+    checklist_hash = bindings_now.get("checklist") if "checklist" in bindings_now else _bindings.checklist_hash(case)
+    if not official:
+        try:
+            status = state.evaluate(case, config=config, now=now).status
+        except IdspError:
+            status = "invalid"  # an exploratory run does not depend on the checklist
+        return GateDecision(
+            allowed=True, official=False, checklist_hash=checklist_hash, bindings=bindings_now,
+            status=status,
+        )
+
+    st = state.evaluate(case, config=config, now=now)
+    reasons = list(st.reasons) if st.status != "approved" else []
+    if st.definition is not None and st.answers is not None:
+        reasons.extend(checklist.evidence_problems(case, st.answers))
+        reasons.extend(checklist.item_problems(case, st.definition, st.answers))
+    if st.approvals:
+        reasons.extend(_binding_reasons(case, st.approvals, bindings_now, datasets))
+    if "data" in bindings_now:
+        for name in datasets:
+            recorded = bindings_now["data"].get(name)
+            if recorded is None and case.dataset(name).official:
+                reasons.append(
+                    f"dataset {name} has no DVC record ({case.dataset(name).path}.dvc or dvc.lock), so its "
+                    "version cannot be bound; run `dvc add` on it"
+                )
+            else:
+                actual = _bindings.workspace_mismatch(case, name, recorded)
+                if actual:
+                    reasons.append(
+                        f"dataset {name}: the file differs from its DVC record (md5 {_short(recorded)} "
+                        f"recorded, {_short(actual)} on disk); run `dvc add` and have it re-approved"
+                    )
+    if st.status != "approved" and not reasons:
+        reasons.append(f"the checklist status is {st.status}")
+    return GateDecision(
+        allowed=not reasons, official=True, reasons=reasons, checklist_hash=st.content_sha256,
+        approval_ids=st.approval_ids, bindings=bindings_now, status=st.status,
+    )
+
+
+def require(case, datasets: list[str], config=None) -> GateDecision:
+    """``check`` and raise ``GateRefused`` (exit 1) with the reasons when not allowed."""
+    decision = check(case, datasets, config=config)
+    if not decision.allowed:
+        raise GateRefused(
+            f"the run gate refused a run of case {case.id} on {', '.join(datasets)}",
+            reasons=decision.reasons,
+        )
+    return decision

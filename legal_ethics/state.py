@@ -1,0 +1,188 @@
+"""Where a checklist stands — derived from its files every time, never stored.
+
+Rule: the status (none, draft, in_review, approved, rejected, expired, revoked) is computed
+from the definition, the answers, the latest submission and the decisions that count
+(``approvals.check``); no file holds a status field an editor could change. This module
+only reads. Four-eyes: an approval by someone who answered an item or submitted the
+checklist does not count, and each required role needs a different reviewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from legal_ethics import approvals, checklist
+from legal_ethics.reviewers import load_registry, role_label, vouched_fingerprints
+from legal_ethics.schema import Answers, ChecklistDefinition, ReviewRecord, Submission
+
+STATUSES = ("none", "draft", "in_review", "approved", "rejected", "expired", "revoked")
+
+
+@dataclass(frozen=True)
+class ChecklistState:
+    status: str
+    definition: ChecklistDefinition | None = None
+    answers: Answers | None = None
+    review: ReviewRecord | None = None
+    content_sha256: str | None = None
+    submission: Submission | None = None
+    verdicts: list[approvals.Verdict] = field(default_factory=list)
+    approvals: list[approvals.Verdict] = field(default_factory=list)  # the ones that count now
+    signed_roles: dict[str, str] = field(default_factory=dict)  # role -> reviewer
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def approval_ids(self) -> list[str]:
+        return [v.decision.id for v in self.approvals]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "checklist_id": self.definition.id if self.definition else None,
+            "content_sha256": self.content_sha256,
+            "submission": self.submission.model_dump(mode="json") if self.submission else None,
+            "signed_roles": self.signed_roles,
+            "required_roles": list(self.definition.signoff_roles) if self.definition else [],
+            "approval_ids": self.approval_ids,
+            "reasons": self.reasons,
+        }
+
+
+def _match_roles(roles: list[str], candidates: dict[str, list[approvals.Verdict]]) -> dict[str, approvals.Verdict]:
+    """Give each role a distinct reviewer (small bipartite matching, backtracking)."""
+    best: dict[str, approvals.Verdict] = {}
+
+    def go(i: int, used: set[str], chosen: dict[str, approvals.Verdict]) -> None:
+        nonlocal best
+        if len(chosen) > len(best):
+            best = dict(chosen)
+        if i == len(roles):
+            return
+        for v in candidates.get(roles[i], []):
+            who = v.payload["reviewer"]
+            if who not in used:
+                chosen[roles[i]] = v
+                go(i + 1, used | {who}, chosen)
+                del chosen[roles[i]]
+        go(i + 1, used, chosen)
+
+    go(0, set(), {})
+    return best
+
+
+def _changed_items(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistState:
+    if not checklist.has_checklist(case):
+        return ChecklistState(status="none", reasons=["this case has no checklist: run `idsp ethics init`"])
+    now = now or datetime.now(UTC)
+    defn = checklist.load_definition(case)
+    answers = checklist.load_answers(case)
+    review = checklist.load_review(case)
+    content = checklist.content_sha256(defn, answers)
+    items_now = checklist.item_hashes(defn, answers)
+    common = dict(definition=defn, answers=answers, review=review, content_sha256=content)
+
+    submission = review.submissions[-1] if review.submissions else None
+    if submission is None:
+        return ChecklistState(status="draft", reasons=["the checklist has not been submitted for review (`idsp ethics submit`)"], **common)
+
+    registry = load_registry(config)
+    vouched = vouched_fingerprints(config)
+    verdicts = [
+        approvals.check(d, registry=registry, vouched=vouched, case_id=case.id, checklist_id=defn.id)
+        for d in review.decisions
+    ]
+    reasons = [v.problem for v in verdicts if v.problem]
+    current = [v for v in verdicts if v.ok and v.payload.get("submission_id") == submission.id]
+
+    if submission.content_sha256 != content:
+        # Say which items changed after each approval of the last submission, if any.
+        changed_after: list[str] = []
+        for v in current:
+            if v.decision.decision == "approve":
+                changed = _changed_items(v.payload.get("items", {}), items_now)
+                if changed:
+                    changed_after.append(
+                        f"{', '.join(changed)} changed after approval {v.decision.id} by "
+                        f"{v.payload['reviewer']} ({role_label(v.payload['role'])}) of {v.payload['at'][:10]}"
+                    )
+        if not changed_after:
+            changed_after.append(f"the checklist changed after submission {submission.id} by {submission.by}")
+        return ChecklistState(
+            status="draft", submission=submission, verdicts=verdicts,
+            reasons=[*reasons, *changed_after, "submit again (`idsp ethics submit`) and have it re-approved"],
+            **common,
+        )
+
+    if any(v.decision.decision == "revoke" for v in current):
+        rv = next(v for v in current if v.decision.decision == "revoke")
+        return ChecklistState(
+            status="revoked", submission=submission, verdicts=verdicts,
+            reasons=[*reasons, f"the approval was revoked by {rv.payload['reviewer']} on {rv.payload['at'][:10]}: "
+                     f"{rv.payload.get('comment') or 'no reason given'}"],
+            **common,
+        )
+    if any(v.decision.decision == "reject" for v in current):
+        rj = next(v for v in current if v.decision.decision == "reject")
+        return ChecklistState(
+            status="rejected", submission=submission, verdicts=verdicts,
+            reasons=[*reasons, f"rejected by {rj.payload['reviewer']} ({role_label(rj.payload['role'])}) on "
+                     f"{rj.payload['at'][:10]}: {rj.payload.get('comment') or 'no reason given'}"],
+            **common,
+        )
+
+    authors = {a.author for a in answers.answers.values()}
+    candidates: dict[str, list[approvals.Verdict]] = {}
+    live: dict[str, list[approvals.Verdict]] = {}
+    for v in current:
+        if v.decision.decision != "approve":
+            continue
+        who, role = v.payload["reviewer"], v.payload["role"]
+        if who in authors or who == submission.by:
+            did = "answered items of" if who in authors else "submitted"
+            reasons.append(
+                f"approval {v.decision.id} by {who} ({role_label(role)}) does not count: {who} {did} "
+                "this checklist, and nobody approves their own work (four-eyes)"
+            )
+            continue
+        if v.payload.get("content_sha256") != content:
+            reasons.append(f"approval {v.decision.id} by {who} is for other content than the checklist now")
+            continue
+        candidates.setdefault(role, []).append(v)
+        expires = v.payload.get("expires_at")
+        if expires and datetime.fromisoformat(expires) <= now:
+            reasons.append(
+                f"approval {v.decision.id} by {who} ({role_label(role)}) expired on {expires[:10]}; "
+                "the checklist must be reviewed and approved again"
+            )
+            continue
+        live.setdefault(role, []).append(v)
+
+    roles = list(defn.signoff_roles)
+    matched = _match_roles(roles, live)
+    signed = {r: v.payload["reviewer"] for r, v in matched.items()}
+    if len(matched) == len(roles):
+        return ChecklistState(
+            status="approved", submission=submission, verdicts=verdicts,
+            approvals=[matched[r] for r in roles], signed_roles=signed, reasons=reasons, **common,
+        )
+    with_expired = _match_roles(roles, candidates)
+    status = "expired" if len(with_expired) == len(roles) else "in_review"
+    for role in roles:
+        if role not in matched:
+            registry_names = registry.with_role(role)
+            who = ", ".join(registry_names) if registry_names else "nobody in the registry holds it yet"
+            reasons.append(
+                f"role {role_label(role)} has not signed (reviewers with this role: {who}); "
+                "a different person must sign each role"
+            )
+    return ChecklistState(
+        status=status, submission=submission, verdicts=verdicts,
+        approvals=list(matched.values()), signed_roles=signed, reasons=reasons, **common,
+    )

@@ -1,0 +1,203 @@
+"""The review workflow: answer, submit, approve, reject, revoke.
+
+Rule: every step is a read-modify-write of one file in the case's ``ethics/`` folder under
+the case's ethics lock, followed by one audit entry; nothing is ever deleted from
+``review.yaml``. The steps refuse early and say why (self-approval, wrong role, nothing
+submitted); the gate still re-checks everything, because files can be edited by hand.
+
+Status moves: draft --submit--> in_review --approve (all roles)--> approved;
+in_review --reject--> rejected; approved --revoke--> revoked; any edit of the content
+after submission --> draft; approvals older than the validity period --> expired.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from idsp.errors import Refused, UserError
+
+from legal_ethics import approvals, audit, checklist, state
+from legal_ethics import bindings as _bindings
+from legal_ethics.canonical import sha256_file, sha256_hex
+from legal_ethics.reviewers import current_user, load_key, load_registry, role_label
+from legal_ethics.schema import Answer, ChecklistItem, Evidence, Submission
+from legal_ethics.storage import locked
+
+
+def _now(now: datetime | None) -> datetime:
+    return (now or datetime.now(UTC)).replace(microsecond=0)
+
+
+def _config(config=None):
+    if config is not None:
+        return config
+    from idsp.config import load_config
+
+    return load_config()
+
+
+def parse_value(item: ChecklistItem, raw: Any) -> Any:
+    """Turn a command-line value into the item's answer type, or say what is allowed."""
+    where = f"item {item.key}"
+    if item.answer_type == "choice":
+        if raw not in item.options:
+            raise UserError(f"{raw!r} is not an option", where=where, fix=f"Answer one of: {', '.join(item.options)}")
+        return raw
+    if item.answer_type == "yes_no":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("yes", "ja", "true", "y", "j"):
+            return True
+        if text in ("no", "nee", "false", "n"):
+            return False
+        raise UserError(f"{raw!r} is not yes or no", where=where, fix="Answer yes/ja or no/nee")
+    if item.answer_type == "number":
+        try:
+            return float(str(raw).replace(",", "."))
+        except ValueError:
+            raise UserError(f"{raw!r} is not a number", where=where, fix="Answer a number such as 0.05") from None
+    if item.answer_type == "date":
+        try:
+            return date.fromisoformat(str(raw)).isoformat()
+        except ValueError:
+            raise UserError(f"{raw!r} is not a date", where=where, fix="Answer as YYYY-MM-DD") from None
+    if item.answer_type == "text":
+        if not str(raw).strip():
+            raise UserError("the answer is empty", where=where, fix="Write the answer")
+        return str(raw)
+    raise UserError("a metric check is answered from its artefact", where=where,
+                    fix=f"Run `idsp ethics answer {item.key}` without a value after the pipeline wrote {item.metric.artifact if item.metric else 'it'}")
+
+
+def answer(
+    case, key: str, value: Any = None, *, rationale: str = "", evidence: list[str] | tuple[str, ...] = (),
+    actor: str | None = None, now: datetime | None = None, config=None,
+) -> Answer:
+    actor = actor or current_user()
+    with locked(checklist.lock_path(case)):
+        defn = checklist.load_definition(case)
+        item = defn.item(key)
+        if item is None:
+            raise UserError(
+                f"there is no item {key!r} in this checklist", where=str(checklist.checklist_path(case)),
+                fix="See the keys with `idsp ethics status --items`",
+            )
+        evs = []
+        root = Path(case.root).resolve()
+        paths = list(evidence)
+        if item.answer_type == "metric_check":
+            if value is not None:
+                raise UserError("a metric check takes no value", where=f"item {key}",
+                                fix=f"Run `idsp ethics answer {key}`; the value is read from {item.metric.artifact}")
+            result = checklist.evaluate_metric(case, item.metric)
+            if result.value is None:
+                raise UserError(result.detail, where=f"item {key}", fix="Produce the artefact, then answer again")
+            value = result.value
+            rationale = rationale or result.detail
+            paths = [item.metric.artifact, *paths]
+        elif value is None:
+            raise UserError("no answer given", where=f"item {key}", fix="Give the answer as the second argument")
+        else:
+            value = parse_value(item, value)
+        for raw in dict.fromkeys(paths):
+            path = (Path(case.root) / raw).resolve() if not Path(raw).is_absolute() else Path(raw).resolve()
+            if not path.is_file():
+                raise UserError("evidence file not found", where=str(raw), fix="Give a file inside the case folder")
+            if root not in path.parents:
+                raise UserError("evidence must be inside the case folder, so reviewers can open it",
+                                where=str(raw), fix="Copy it into the case (e.g. docs/ or reports/) first")
+            evs.append(Evidence(path=str(path.relative_to(root)), sha256=sha256_file(path)))
+        ans = Answer(key=key, value=value, rationale=rationale, author=actor, at=_now(now), evidence=tuple(evs))
+        answers = checklist.load_answers(case)
+        updated = answers.model_copy(update={"answers": {**answers.answers, key: ans}})
+        checklist.save(case, checklist.ANSWERS_FILE, updated)
+    audit.append("answered", actor=actor, case_id=case.id, config=config, key=key, value=value,
+                 evidence={e.path: e.sha256 for e in evs})
+    return ans
+
+
+def submit(case, *, actor: str | None = None, note: str = "", now: datetime | None = None, config=None) -> Submission:
+    actor = actor or current_user()
+    with locked(checklist.lock_path(case)):
+        st = state.evaluate(case, config=config, now=now)
+        if st.status in ("in_review", "approved") and st.submission and st.submission.content_sha256 == st.content_sha256:
+            raise Refused(f"this checklist content is already {st.status} (submission {st.submission.id})",
+                          where=str(checklist.ethics_dir(case)), fix="Change an answer first, or revoke the approval")
+        missing = [i.key for i in st.definition.items if i.blocking and i.key not in st.answers.answers]
+        if missing:
+            raise Refused(
+                f"blocking items are not answered: {', '.join(missing)}", where=str(checklist.ethics_dir(case)),
+                fix="Answer them with `idsp ethics answer KEY VALUE` before submitting",
+            )
+        at = _now(now)
+        sub = Submission(
+            id="sub-" + sha256_hex(f"{st.content_sha256}|{actor}|{at.isoformat()}".encode())[:12],
+            by=actor, at=at, content_sha256=st.content_sha256, note=note,
+        )
+        review = st.review
+        checklist.save(case, checklist.REVIEW_FILE, review.model_copy(update={"submissions": (*review.submissions, sub)}))
+    audit.append("submitted", actor=actor, case_id=case.id, config=config, submission_id=sub.id,
+                 content_sha256=sub.content_sha256)
+    return sub
+
+
+def decide(
+    case, decision: str, *, role: str, key_path: Path | None = None, comment: str = "",
+    actor: str | None = None, now: datetime | None = None, config=None,
+):
+    """Sign and record an approve, reject or revoke decision by the holder of ``key_path``."""
+    cfg = _config(config)
+    actor = actor or current_user()
+    key = load_key(key_path)
+    registry = load_registry(cfg)
+    reviewer = registry.by_key(key.public_key)
+    if reviewer is None:
+        raise Refused(
+            "your key is not in the reviewer registry", where=str(key.path),
+            fix="Ask the platform admin to run `idsp ethics reviewer add` with your public key",
+        )
+    if reviewer.username != actor:
+        raise Refused(
+            f"this key belongs to reviewer {reviewer.username}, but you are {actor}", where=str(key.path),
+            fix="Sign with your own key",
+        )
+    if role not in reviewer.roles:
+        raise Refused(f"{actor} does not hold the role {role_label(role)}",
+                      fix=f"Sign as one of your roles: {', '.join(reviewer.roles)}")
+    if decision in ("reject", "revoke") and not comment.strip():
+        raise UserError(f"a {decision} needs a reason", fix="Pass --reason TEXT")
+    with locked(checklist.lock_path(case)):
+        st = state.evaluate(case, config=cfg, now=now)
+        sub = st.submission
+        if sub is None or sub.content_sha256 != st.content_sha256:
+            raise Refused("there is nothing in review: the checklist was not submitted or changed since",
+                          fix="Submit it first with `idsp ethics submit`")
+        if decision == "approve":
+            if actor == sub.by or actor in {a.author for a in st.answers.answers.values()}:
+                raise Refused(f"{actor} answered or submitted this checklist and may not approve it (four-eyes)",
+                              fix="Another reviewer with the role must approve")
+            if st.status != "in_review":
+                raise Refused(f"the checklist is {st.status}, not in review", fix="Submit it again first")
+        if decision == "revoke" and st.status not in ("approved", "expired", "in_review"):
+            raise Refused(f"the checklist is {st.status}; there is no approval to revoke")
+        official = [d.name for d in case.spec.datasets if d.official]
+        at = _now(now)
+        valid_days = min(st.definition.validity_days, case.spec.policy.approval_valid_days,
+                         cfg.ethics.approval_valid_days)
+        payload = approvals.build_payload(
+            decision=decision, case_id=case.id, checklist_id=st.definition.id, submission_id=sub.id,
+            content_sha256=st.content_sha256, item_hashes=checklist.item_hashes(st.definition, st.answers),
+            evidence=checklist.evidence_hashes(st.answers), bindings=_bindings.compute(case, official),
+            role=role, reviewer=reviewer.username, public_key=key.public_key, at=at,
+            valid_days=valid_days if decision == "approve" else None, comment=comment,
+        )
+        signed = approvals.sign(payload, key)
+        review = checklist.load_review(case)
+        checklist.save(case, checklist.REVIEW_FILE, review.model_copy(update={"decisions": (*review.decisions, signed)}))
+    event = {"approve": "approved", "reject": "rejected", "revoke": "revoked"}[decision]
+    audit.append(event, actor=actor, case_id=case.id, config=cfg, decision_id=signed.id, role=role,
+                 submission_id=sub.id, content_sha256=st.content_sha256, comment=comment)
+    return signed
