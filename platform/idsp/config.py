@@ -115,6 +115,13 @@ class Hub(_Section):
     inspectorates: tuple[str, ...] = ("ILT", "NVWA", "NLA", "IGJ", "RDI")
     db_url: str | None = Field(None, description="default: SQLite below home")
     user_prefix: str = Field("idsp-", description="prefix of the OS accounts made for hub users")
+    homes_root: Path = Field(Path("/home"), description="parent of the private homes of hub users")
+    hub_port: int = Field(8081, ge=1, le=65535, description="internal port of the hub itself")
+    proxy_api_port: int = Field(8001, ge=1, le=65535, description="configurable-http-proxy API")
+    spawn_timeout_seconds: int = Field(60, ge=5, le=600)
+    open_interpreter_path: bool = Field(
+        True, description="add the search bit (o+x) to folders above Python that user servers need"
+    )
 
 
 class Oidc(_Section):

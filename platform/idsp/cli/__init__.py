@@ -32,6 +32,7 @@ GROUPS: list[tuple[str, str]] = [
     ("config", "config"),
     ("case", "case"),
     ("data", "data"),
+    ("hub", "hub"),
 ]
 
 

@@ -1,0 +1,139 @@
+"""Unprivileged OS accounts and groups for hub users, and shared case folders.
+
+Rule: one hub user is one OS account ``<prefix><name>`` with a private home (0700); hub
+groups (inspectorates, cases) are OS groups ``<prefix>grp-<group>``; a user's OS groups are
+set to exactly their hub groups at every spawn, so removing someone from a hub group takes
+their folder access away at their next start. Only names matching ``USERNAME_RE`` ever reach
+``useradd``: the name check is the security boundary, not the shell.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import pwd
+import re
+import subprocess
+from pathlib import Path
+
+from idsp.errors import UserError
+
+# Hub user names: lower-case letters, digits, dot and underscore, no hyphen. The hyphen is
+# reserved so that "<prefix><user>" can never equal "<prefix>grp-<group>".
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9._]{0,23}$")
+USERNAME_PATTERN = USERNAME_RE.pattern
+PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,11}-$")
+_GROUP_CHARS = re.compile(r"[^a-z0-9-]+")
+MAX_NAME = 32  # Linux account and group names
+
+
+def check_prefix(prefix: str) -> None:
+    if not PREFIX_RE.match(prefix):
+        raise UserError(
+            f"hub.user_prefix {prefix!r} is not a safe OS account prefix",
+            fix="Use 1-12 lower-case letters or digits followed by one hyphen, e.g. 'idsp-'",
+        )
+
+
+def os_user_name(prefix: str, hub_name: str) -> str:
+    if not USERNAME_RE.match(hub_name):
+        raise ValueError(f"hub user name {hub_name!r} cannot be an OS account name")
+    return prefix + hub_name
+
+
+def os_group_name(prefix: str, hub_group: str) -> str:
+    slug = _GROUP_CHARS.sub("-", hub_group.lower()).strip("-") or "group"
+    name = f"{prefix}grp-{slug}"
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha256(hub_group.encode()).hexdigest()[:8]
+        name = name[: MAX_NAME - 9] + "-" + digest
+    return name
+
+
+def _run(*cmd: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+
+
+def account_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def ensure_group(name: str) -> int:
+    if not group_exists(name):
+        _run("groupadd", name)
+    return grp.getgrnam(name).gr_gid
+
+
+def ensure_account(name: str, homes_root: Path) -> pwd.struct_passwd:
+    """Create the account (no password, no login shell password) with a 0700 home."""
+    homes_root.mkdir(parents=True, exist_ok=True)
+    if not account_exists(name):
+        _run(
+            "useradd",
+            "--create-home",
+            "--home-dir",
+            str(homes_root / name),
+            "--shell",
+            "/bin/bash",
+            "--user-group",
+            "--comment",
+            "IDSP hub user",
+            "-K",
+            "UMASK=0077",
+            name,
+        )
+    entry = pwd.getpwnam(name)
+    home = Path(entry.pw_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, entry.pw_uid, entry.pw_gid)
+    os.chmod(home, 0o700)
+    return entry
+
+
+def set_groups(name: str, groups: list[str]) -> None:
+    """Make ``groups`` exactly the supplementary groups of the account."""
+    for group in groups:
+        ensure_group(group)
+    _run("usermod", "-G", ",".join(groups), name)
+
+
+def share_folder(folder: Path, group: str) -> None:
+    """Give ``group`` read/write on ``folder``; setgid so new files stay in the group."""
+    gid = ensure_group(group)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chown(folder, 0, gid)
+    os.chmod(folder, 0o2770)
+
+
+def delete_account(name: str) -> None:
+    if account_exists(name):
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        _run("userdel", "--remove", name)
+
+
+def delete_group(name: str) -> None:
+    if group_exists(name):
+        _run("groupdel", name)
+
+
+def accounts_with_prefix(prefix: str) -> list[str]:
+    return [p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(prefix)]
+
+
+def groups_with_prefix(prefix: str) -> list[str]:
+    return [g.gr_name for g in grp.getgrall() if g.gr_name.startswith(prefix)]

@@ -1,0 +1,80 @@
+"""Who may log in: NativeAuthenticator with safe settings, and the first admin.
+
+Rule: outside ``--dev`` only real authenticators run (NativeAuthenticator, or OIDC on
+Kubernetes); a dummy or shared-password authenticator is refused before anything starts.
+The first admin account is created once, from a password the supervisor put in a 0600
+file (or took from the environment); it is never reset by a later start.
+"""
+
+from __future__ import annotations
+
+import os
+
+from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator.handlers import LoginHandler as _NativeLoginHandler
+from traitlets import Unicode
+
+from idsp.errors import UserError
+
+TEST_AUTHENTICATORS = {"dummy", "shared-password", "null"}
+# Environment variable through which the supervisor hands the hub the first admin's password.
+ADMIN_PASSWORD_ENV = "IDSP_HUB_INITIAL_ADMIN_PASSWORD"
+
+
+def refuse_unsafe(authenticator: str, dev: bool) -> None:
+    if authenticator in TEST_AUTHENTICATORS and not dev:
+        raise UserError(
+            f"hub.authenticator is {authenticator!r}, a test authenticator that lets anyone "
+            "in with any (or one shared) password; it is refused outside development",
+            where="platform.yaml: hub.authenticator",
+            fix="Use 'native' (accounts approved by an admin) or 'oidc'; for a throw-away "
+            "local hub run `idsp hub up --dev`",
+        )
+
+
+class _NoStats:
+    def timer(self, _name):
+        return self
+
+    def start(self):
+        return self
+
+    def stop(self, send=True):
+        return None
+
+
+class LoginHandler(_NativeLoginHandler):
+    # NativeAuthenticator 1.3.0 still times logins with ``self.statsd``, which JupyterHub 6
+    # removed; without this every login POST is a 500.
+    statsd = _NoStats()
+
+
+class IdspNativeAuthenticator(NativeAuthenticator):
+    """NativeAuthenticator that bootstraps the first admin account on first start."""
+
+    initial_admin_password_env = Unicode(ADMIN_PASSWORD_ENV, config=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._bootstrap_admins()
+
+    def get_handlers(self, app):
+        return [
+            (path, LoginHandler if path == r"/login" else handler)
+            for path, handler in super().get_handlers(app)
+        ]
+
+    def _bootstrap_admins(self) -> None:
+        password = os.environ.pop(self.initial_admin_password_env, "")
+        for name in sorted(self.admin_users):
+            if self.user_exists(name):
+                continue
+            if not password:
+                self.log.warning("admin %s has no account yet and no initial password", name)
+                continue
+            if not self.is_password_strong(password):
+                raise SystemExit(f"the initial password of admin {name!r} is too weak")
+            info = self.create_user(name, password)
+            if info is None:
+                raise SystemExit(f"could not create the admin account {name!r}")
+            self.log.info("created the first admin account %s", name)

@@ -1,0 +1,184 @@
+"""``platform.yaml`` -> JupyterHub traitlets: the one translator for the single-server hub.
+
+Rule: ``apply`` only *sets* values on the traitlets ``Config`` it is given (it never
+appends to or reads from it, starts nothing and writes nothing; the one file it reads is
+the case index, for the case groups), so it is tested against an empty ``Config()``. Secrets reach the hub as files (cookie secret) or as
+environment variables the supervisor sets (proxy token, crypt key), never as literals here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from idsp.config import PlatformConfig
+from idsp.hub import accounts
+from idsp.hub.auth import refuse_unsafe
+from idsp.hub.cases import read_index
+from idsp.hub.state import HubPaths
+from idsp.hub.tracking import IMPL_ENV, service_command
+
+INSTANCE_ENV = "IDSP_HUB_INSTANCE"  # marks every process a hub started as a service
+DEV_ENV = "IDSP_HUB_DEV"
+
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+def _groups(cfg: PlatformConfig, paths: HubPaths) -> dict:
+    groups: dict[str, dict] = {
+        f"inspectorate-{name.lower()}": {"users": [], "properties": {"kind": "inspectorate"}}
+        for name in cfg.hub.inspectorates
+    }
+    for case in read_index(paths.case_index, paths.cases_root):
+        groups[case.group] = {
+            "users": list(case.members),
+            "properties": {"kind": "case", "path": str(case.path)},
+        }
+    return groups
+
+
+def _user_path(python: str) -> str:
+    return os.pathsep.join([str(Path(python).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+
+
+def apply(
+    cfg: PlatformConfig,
+    c,
+    *,
+    dev: bool = False,
+    instance: str = "",
+    python: str | None = None,
+    tracking_impl: str = "mlflow",
+    config_file: str = "",
+) -> None:
+    """Set the JupyterHub configuration for ``cfg`` on the traitlets config ``c``."""
+    hub = cfg.hub
+    refuse_unsafe(hub.authenticator, dev)
+    accounts.check_prefix(hub.user_prefix)
+    python = python or sys.executable
+    paths = HubPaths.of(cfg)
+    bin_dir = Path(python).parent
+
+    # Network: the proxy is public, the hub and the proxy API listen on loopback only.
+    c.JupyterHub.ip = hub.ip
+    c.JupyterHub.port = hub.port
+    c.JupyterHub.base_url = hub.base_url
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = hub.hub_port
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub.proxy_api_port}"
+    # The supervisor runs the proxy, so user routes survive a hub restart.
+    c.ConfigurableHTTPProxy.should_start = False
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
+
+    c.JupyterHub.db_url = hub.db_url or f"sqlite:///{paths.db_file}"
+    c.JupyterHub.cookie_secret_file = str(paths.cookie_secret)
+    c.JupyterHub.pid_file = str(paths.state_dir / "jupyterhub.pid")
+    c.JupyterHub.cookie_max_age_days = 1
+    c.JupyterHub.tornado_settings = {
+        "headers": {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+    }
+
+    # Who may log in.
+    c.Authenticator.admin_users = set(hub.admin_users)
+    c.Authenticator.username_pattern = accounts.USERNAME_PATTERN
+    if hub.authenticator == "native":
+        c.JupyterHub.authenticator_class = "idsp.hub.auth.IdspNativeAuthenticator"
+        # Approval by an admin (NativeAuthenticator) is the allow-list.
+        c.Authenticator.allow_all = True
+        c.NativeAuthenticator.enable_signup = True
+        c.NativeAuthenticator.open_signup = hub.open_signup
+        c.NativeAuthenticator.minimum_password_length = hub.passwords.min_length
+        c.NativeAuthenticator.check_common_password = hub.passwords.check_common
+        c.NativeAuthenticator.allowed_failed_logins = hub.passwords.lockout_attempts
+        c.NativeAuthenticator.seconds_before_next_try = hub.passwords.lockout_seconds
+        c.NativeAuthenticator.ask_email_on_signup = False
+    elif hub.authenticator == "dummy":  # refuse_unsafe let this through: --dev
+        c.JupyterHub.authenticator_class = "dummy"
+        c.Authenticator.allow_all = True
+    else:  # oidc
+        c.JupyterHub.authenticator_class = "generic-oauth"
+        c.GenericOAuthenticator.client_id = cfg.kubernetes.oidc.client_id
+        issuer = cfg.kubernetes.oidc.issuer_url.rstrip("/")
+        c.GenericOAuthenticator.authorize_url = f"{issuer}/protocol/openid-connect/auth"
+        c.GenericOAuthenticator.token_url = f"{issuer}/protocol/openid-connect/token"
+        c.GenericOAuthenticator.userdata_url = f"{issuer}/protocol/openid-connect/userinfo"
+        c.GenericOAuthenticator.scope = ["openid", "profile", "email", "groups"]
+        c.GenericOAuthenticator.username_claim = "preferred_username"
+        c.GenericOAuthenticator.auth_state_groups_key = cfg.kubernetes.oidc.groups_claim
+        c.GenericOAuthenticator.manage_groups = True
+        c.GenericOAuthenticator.allow_all = True
+
+    # User servers: own OS account, JupyterLab from the platform environment, limits.
+    c.JupyterHub.spawner_class = "idsp.hub.spawner.IdspSpawner"
+    c.IdspSpawner.user_prefix = hub.user_prefix
+    c.IdspSpawner.homes_root = str(hub.homes_root)
+    c.IdspSpawner.case_index = str(paths.case_index)
+    c.IdspSpawner.cases_root = str(paths.cases_root)
+    c.Spawner.cmd = [str(bin_dir / "jupyterhub-singleuser")]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.notebook_dir = "~"
+    c.Spawner.disable_user_config = True
+    c.Spawner.mem_limit = hub.limits.memory
+    c.Spawner.cpu_limit = hub.limits.cpu
+    c.Spawner.start_timeout = hub.spawn_timeout_seconds
+    c.Spawner.http_timeout = hub.spawn_timeout_seconds
+    c.Spawner.environment = {"PATH": _user_path(python), "LANG": "C.UTF-8"}
+
+    # Groups: one per inspectorate, one per case of the case index.
+    c.JupyterHub.load_groups = _groups(cfg, paths)
+
+    # Services the hub starts and stops: MLflow tracking and the idle culler.
+    marker = {INSTANCE_ENV: instance} if instance else {}
+    services = [
+        {
+            "name": "mlflow",
+            "command": service_command(cfg, paths, tracking_impl),
+            "cwd": str(paths.mlflow_dir),
+            "environment": {
+                "MLFLOW_AUTH_CONFIG_PATH": str(paths.mlflow_auth_ini),
+                "PATH": _user_path(python),
+                # `idsp tracking serve` reads the platform config itself.
+                "IDSP_HOME": str(cfg.home),
+                "IDSP_PATHS__SECRETS_DIR": str(paths.secrets_dir),
+                **({"IDSP_CONFIG": config_file} if config_file else {}),
+                **marker,
+            },
+        }
+    ]
+    roles = []
+    if hub.cull.enabled:
+        services.append(
+            {
+                "name": "idle-culler",
+                "command": [
+                    python,
+                    "-m",
+                    "jupyterhub_idle_culler",
+                    f"--timeout={hub.cull.timeout_seconds}",
+                    f"--cull-every={hub.cull.every_seconds}",
+                ],
+                "environment": dict(marker),
+            }
+        )
+        roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
+    c.IdspSpawner.tracking_uri = cfg.tracking.client_uri()
+    c.IdspSpawner.tracking_admin_password_file = str(paths.mlflow_admin_password)
+    c.IdspSpawner.tracking_user_key_file = str(paths.mlflow_user_key)
+
+
+def load_into(c) -> None:
+    """Entry point of the generated ``jupyterhub_config.py``."""
+    from idsp.config import load_config
+
+    apply(
+        load_config(),
+        c,
+        dev=os.environ.get(DEV_ENV) == "1",
+        instance=os.environ.get(INSTANCE_ENV, ""),
+        tracking_impl=os.environ.get(IMPL_ENV, "mlflow"),
+        config_file=os.environ.get("IDSP_CONFIG", ""),
+    )

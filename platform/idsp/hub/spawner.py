@@ -1,0 +1,112 @@
+"""The user-server spawner: each hub user's JupyterLab runs as their own OS account.
+
+Rule: before a server starts, the account exists (created on first spawn, private home),
+its OS groups equal its hub groups, its case folders are shared with the case group, its
+memory/CPU limits are in place and its MLflow account has access to its cases only; if any
+of that fails, the server does not start. Processes are never started as root.
+"""
+
+from __future__ import annotations
+
+import pwd
+from pathlib import Path
+
+from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from traitlets import Unicode
+
+from idsp.hub import accounts, limits
+from idsp.hub.cases import read_index
+from idsp.hub.state import read_secret
+
+
+class IdspSpawner(LocalProcessSpawner):
+    user_prefix = Unicode("idsp-", config=True, help="prefix of the OS account names")
+    homes_root = Unicode("/home", config=True, help="parent folder of user homes")
+    case_index = Unicode("", config=True, help="the platform's case index (YAML)")
+    cases_root = Unicode("", config=True, help="folder with the case projects")
+    tracking_uri = Unicode("", config=True, help="MLflow tracking URI injected into servers")
+    tracking_admin_password_file = Unicode("", config=True)
+    tracking_user_key_file = Unicode("", config=True)
+
+    _limits: limits.Limits | None = None
+
+    @property
+    def os_name(self) -> str:
+        return accounts.os_user_name(self.user_prefix, self.user.name)
+
+    def _hub_groups(self) -> list[str]:
+        return sorted(g.name for g in self.user.groups)
+
+    def _case_ids(self) -> list[str]:
+        return [g.removeprefix("case-") for g in self._hub_groups() if g.startswith("case-")]
+
+    async def start(self):
+        name = self.os_name
+        account = accounts.ensure_account(name, Path(self.homes_root))
+        groups = [accounts.os_group_name(self.user_prefix, g) for g in self._hub_groups()]
+        accounts.set_groups(name, groups)
+        my_cases = set(self._case_ids())
+        if self.case_index:
+            for case in read_index(Path(self.case_index), Path(self.cases_root)):
+                if case.id in my_cases:
+                    accounts.share_folder(case.path, accounts.os_group_name(self.user_prefix, case.group))
+        self._limits = limits.Limits(name, limits.parse_bytes(self.mem_limit), self.cpu_limit)
+        how = self._limits.prepare()
+        self.log.info("server of %s runs as %s (uid %s); limits via %s", self.user.name, name, account.pw_uid, how)
+        await self._provision_tracking()
+        return await super().start()
+
+    async def _provision_tracking(self) -> None:
+        if not self.tracking_uri:
+            return
+        from idsp.hub.tracking import TrackingAdmin, user_password
+
+        password = user_password(read_secret(Path(self.tracking_user_key_file)), self.user.name)
+        admin = TrackingAdmin(self.tracking_uri, read_secret(Path(self.tracking_admin_password_file)))
+        experiments = await admin.provision(self.user.name, password, self._case_ids())
+        self.log.info("MLflow account %s may edit %s", self.user.name, experiments or "no experiments")
+        self.environment = {
+            **self.environment,
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            "MLFLOW_TRACKING_USERNAME": self.user.name,
+            "MLFLOW_TRACKING_PASSWORD": password,
+        }
+
+    def make_preexec_fn(self, name):
+        setuid = set_user_setuid(self.os_name)
+        lim = self._limits
+
+        def preexec():
+            if lim is not None:
+                lim.join()  # as root, before dropping privileges
+            setuid()
+
+        return preexec
+
+    def user_env(self, env):
+        entry = pwd.getpwnam(self.os_name)
+        env["USER"] = entry.pw_name
+        env["LOGNAME"] = entry.pw_name
+        env["HOME"] = entry.pw_dir
+        env["SHELL"] = entry.pw_shell or "/bin/bash"
+        env["IDSP_HOME"] = str(Path(entry.pw_dir) / ".idsp")
+        if self.cases_root:
+            env["IDSP_PATHS__CASES_ROOT"] = self.cases_root
+        if self.case_index:
+            env["IDSP_PATHS__CASE_INDEX"] = self.case_index
+        return env
+
+    async def stop(self, now=False):
+        await super().stop(now=now)
+        if self._limits is None:
+            self._limits = limits.Limits(self.os_name, None, None)
+            self._limits.dirs = [
+                d
+                for d in (
+                    limits.CGROUP_ROOT / "idsp" / self.os_name,
+                    limits.CGROUP_ROOT / "memory" / "idsp" / self.os_name,
+                    limits.CGROUP_ROOT / "cpu" / "idsp" / self.os_name,
+                )
+                if d.is_dir()
+            ]
+        self._limits.remove()
