@@ -216,6 +216,8 @@ def migrations_between(old: str, new: str, root: Path | None = None) -> list[str
                 command = mig.get("command", "")
                 if isinstance(command, list):
                     command = " ".join(str(c) for c in command)
+                command = re.sub(r"\{\{\s*_copier_conf\.src_path\s*\}\}/?", "", command)
+                command = re.sub(r"\{\{\s*_copier_python\s*\}\}", "python", command)
                 found.append(f"{mig['version']}: {command}")
     return found
 

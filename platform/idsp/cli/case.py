@@ -12,13 +12,21 @@ from pathlib import Path
 
 import typer
 
-from idsp.cli._common import JSON_OPTION, console, console_err, load, print_json
+from idsp.cli._common import JSON_OPTION, console_err, load, print_json
 from idsp.errors import Refused, UserError
 
 app = typer.Typer(
     help="Case projects: make one from the template, update it, see which lag behind.",
     no_args_is_help=True,
 )
+
+
+def console():
+    # A fresh console per command: it must write to the sys.stdout of *this* call (the
+    # in-process tests swap it), not to the one of the first call.
+    from rich.console import Console
+
+    return Console(file=sys.stdout)
 
 
 @contextmanager

@@ -1,0 +1,121 @@
+"""Helpers for the case-project tests: paths, the tool environment, a newer template."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "templates" / "case"
+VENV_BIN = str(Path(sys.executable).parent)
+ZAAK = "ILT-2026-004512"
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment a person on the hub has: the platform's tools on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    env.update(extra)
+    return env
+
+
+V2_MIGRATION = '''\
+"""Template 2.0.0 moved gx/expectations/ to gx/suites/: move the case's own suites too."""
+import pathlib
+import shutil
+
+old, new = pathlib.Path("gx/expectations"), pathlib.Path("gx/suites")
+if old.is_dir():
+    new.mkdir(parents=True, exist_ok=True)
+    for suite in sorted(old.iterdir()):
+        if not (new / suite.name).exists():
+            shutil.move(str(suite), str(new / suite.name))
+            print(f"moved {suite} -> {new / suite.name}")
+    if not any(old.iterdir()):
+        old.rmdir()
+'''
+
+
+def add_v2(template: Path) -> Path:
+    """Add a release layer 2.0.0 to a copy of the case template.
+
+    2.0.0 rewords a README line, adds a README section and a parameter, moves gx/expectations/ to gx/suites/
+    (a REMOVED entry plus a migration that moves the case's own suites).
+    """
+    v1 = template / "versions" / "1.0.0"
+    v2 = template / "versions" / "2.0.0"
+    (v2 / "project" / "gx" / "suites").mkdir(parents=True)
+    (v2 / "migrations").mkdir()
+    copier_yml = (v1 / "copier.yml").read_text(encoding="utf-8")
+    copier_yml = copier_yml.replace('default: "1.0.0"', 'default: "2.0.0"').replace(
+        "_migrations: []",
+        textwrap.dedent(
+            """\
+            _migrations:
+              - version: "2.0.0"
+                command: ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/migrations/2.0.0.py"]
+                when: "{{ _stage == 'after' }}"
+            """
+        ).rstrip(),
+    )
+    (v2 / "copier.yml").write_text(copier_yml, encoding="utf-8")
+    (v2 / "migrations" / "2.0.0.py").write_text(V2_MIGRATION, encoding="utf-8")
+    readme = (v1 / "project" / "README.md.jinja").read_text(encoding="utf-8")
+    readme = readme.replace(
+        "before the checklist is approved.", "before the checklist is approved and still valid."
+    ).replace(
+        "## What is where",
+        "## Reporting\n\nPut model cards and fairness reports in `reports/`.\n\n## What is where",
+    )
+    (v2 / "project" / "README.md.jinja").write_text(readme, encoding="utf-8")
+    params = (v1 / "project" / "params.yaml").read_text(encoding="utf-8")
+    (v2 / "project" / "params.yaml").write_text(
+        params + "report:\n  title: Bevindingen\n", encoding="utf-8"
+    )
+    shutil.copy2(
+        v1 / "project" / "gx" / "expectations" / "example.json",
+        v2 / "project" / "gx" / "suites" / "example.json",
+    )
+    (v2 / "REMOVED").write_text(
+        "# moved to gx/suites/\nproject/gx/expectations\n", encoding="utf-8"
+    )
+    return template
+
+
+def git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, env=tool_env())
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def new_args(name: str, dest: Path, *extra: str) -> list[str]:
+    return [
+        "case",
+        "new",
+        name,
+        "--defaults",
+        "--data",
+        f"zaaknummer={ZAAK}",
+        "--dest",
+        str(dest),
+        *extra,
+    ]
+
+
+def build_case_folder(root: Path, *, version: str, zaaknummer: str = ZAAK) -> Path:
+    """A minimal case folder as the template would leave it (no git), for status tests."""
+    root.mkdir(parents=True)
+    (root / "case.yaml").write_text(
+        f"id: {root.name}\ntitle: T\nzaaknummer: {zaaknummer}\ninspectorates: [ILT]\n",
+        encoding="utf-8",
+    )
+    (root / ".copier-answers.yml").write_text(
+        f"_commit: v{version}\n_src_path: idsp-templates/case\nslug: {root.name}\n",
+        encoding="utf-8",
+    )
+    return root

@@ -1,0 +1,199 @@
+"""A case's life: made with git, DVC and hooks; its own tests and pipeline run; a newer
+template arrives by three-way merge without losing the project lead's edits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from casekit import add_v2, git, new_args, tool_env
+
+pytestmark = pytest.mark.slow
+
+
+def _run(cmd, cwd, **env):
+    return subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, env=tool_env(**env), timeout=600
+    )
+
+
+def test_new_case_is_a_ready_repository_whose_tests_and_pipeline_run(cli, tmp_path, idsp_home):
+    dest = tmp_path / "cases"
+    code, out, err = cli(
+        *new_args("bridge-check", dest, "--data", "data_sources=inspecties", "--json")
+    )
+    assert code == 0, err
+    made = json.loads(out)
+    case = dest / "bridge-check"
+    assert made["path"] == str(case) and made["template_version"] == "1.0.0"
+
+    # git: one commit, nothing left over
+    assert len(git(case, "log", "--oneline").splitlines()) == 1
+    assert git(case, "status", "--porcelain") == ""
+    tracked = git(case, "ls-files").splitlines()
+    assert {"case.yaml", ".copier-answers.yml", ".dvc/config", "dvc.yaml"} <= set(tracked)
+    # DVC: the platform's default remote, a local shared folder that now exists
+    remote = idsp_home / "dvc-remote"
+    dvc_config = (case / ".dvc" / "config").read_text()
+    assert "remote = shared" in dvc_config and str(remote) in dvc_config
+    assert remote.is_dir()
+    # hooks installed; the case in the platform's index
+    assert (case / ".git" / "hooks" / "pre-commit").is_file()
+    index = yaml.safe_load((idsp_home / "cases" / "index.yaml").read_text())["cases"]
+    assert [(c["id"], c["path"], c["template_version"]) for c in index] == [
+        ("bridge-check", str(case), "1.0.0")
+    ]
+    answers = yaml.safe_load((case / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "v1.0.0" and answers["_src_path"] == "idsp-templates/case"
+
+    # the generated project's own tests pass
+    proc = _run(
+        [sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider"], case
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 passed" in proc.stdout
+
+    # and its pipeline runs
+    proc = _run([sys.executable, "-m", "dvc", "repro"], case)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads((case / "reports" / "metrics.json").read_text())
+    assert metrics["inspections"] == 19 and metrics["suppressed_groups"] == 2
+    assert (case / "dvc.lock").is_file()
+    assert "data/processed" not in git(case, "status", "--porcelain")  # outputs ignored
+
+
+def _edit_and_commit(case):
+    spec = (case / "case.yaml").read_text()
+    (case / "case.yaml").write_text(
+        spec.replace('purpose: ""', 'purpose: "Toezicht op de staat van bruggen"')
+    )
+    pipeline = case / "src" / "bridge_check" / "pipeline.py"
+    pipeline.write_text(pipeline.read_text() + "\n# local helper kept across template updates\n")
+    (case / "gx" / "expectations" / "inspecties.json").write_text('{"name": "inspecties"}\n')
+    git(case, "add", "-A")
+    # The idsp PII hook needs `idsp data scan`; hooks have their own test.
+    git(case, "commit", "-q", "--no-verify", "-m", "local edits")
+
+
+def test_update_keeps_local_edits_applies_the_template_and_runs_the_migration(
+    cli, tmp_path, template_copy, monkeypatch
+):
+    monkeypatch.setenv("IDSP_CASE_TEMPLATE", str(template_copy))
+    dest = tmp_path / "cases"
+    assert cli(*new_args("bridge-check", dest))[0] == 0
+    case = dest / "bridge-check"
+    _edit_and_commit(case)
+
+    code, out, _ = cli("case", "update", str(case))
+    assert code == 0 and "nothing to do" in out
+
+    add_v2(template_copy)  # a newer idsp ships template 2.0.0
+    code, out, _ = cli("case", "status", str(dest), "--json", "--no-runs")
+    assert json.loads(out)["cases"][0]["behind"] is True
+
+    code, out, err = cli("case", "update", str(case), "--json")
+    assert code == 0, out + err
+    result = json.loads(out)
+    assert (result["from_version"], result["to_version"]) == ("1.0.0", "2.0.0")
+    assert result["conflicts"] == []
+    assert result["migrations"] and result["migrations"][0].startswith("2.0.0:")
+
+    spec = (case / "case.yaml").read_text()
+    assert 'purpose: "Toezicht op de staat van bruggen"' in spec  # local edit kept
+    assert 'template_version: "2.0.0"' in spec  # template change applied
+    assert "# local helper kept" in (case / "src/bridge_check/pipeline.py").read_text()
+    assert "## Reporting" in (case / "README.md").read_text()
+    assert "title: Bevindingen" in (case / "params.yaml").read_text()
+    # the migration moved the case's own suite; the template moved its own
+    assert (case / "gx/suites/inspecties.json").is_file()
+    assert (case / "gx/suites/example.json").is_file()
+    assert not (case / "gx/expectations").exists()
+    assert yaml.safe_load((case / ".copier-answers.yml").read_text())["_commit"] == "v2.0.0"
+    assert {"README.md", "case.yaml", "params.yaml"} <= set(result["changed"])
+
+    code, out, _ = cli("case", "status", str(dest), "--json", "--no-runs")
+    assert json.loads(out)["cases"][0]["behind"] is False
+
+    # the updated case still passes its own tests
+    proc = _run(
+        [sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider"], case
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_update_marks_conflicts_and_refuses_a_dirty_case(cli, tmp_path, template_copy, monkeypatch):
+    monkeypatch.setenv("IDSP_CASE_TEMPLATE", str(template_copy))
+    dest = tmp_path / "cases"
+    assert cli(*new_args("bridge-check", dest))[0] == 0
+    case = dest / "bridge-check"
+    readme = case / "README.md"
+    # the project lead rewrites the very lines where template 2.0.0 inserts a section
+    readme.write_text(
+        readme.read_text().replace(
+            "No run on real or personal data starts before the checklist is approved.",
+            "Geen run op echte data zonder goedgekeurde checklist.",
+        )
+    )
+    add_v2(template_copy)
+
+    code, _, err = cli("case", "update", str(case))
+    assert code == 2 and "uncommitted changes" in err and "README.md" in err
+
+    git(case, "commit", "-q", "--no-verify", "-am", "Dutch README")
+    code, out, _ = cli("case", "update", str(case))
+    assert code == 1, out
+    assert "CONFLICT README.md" in out
+    text = readme.read_text()
+    assert "<<<<<<< before updating" in text and ">>>>>>> after updating" in text
+    assert "Geen run op echte data" in text and "## Reporting" in text
+
+
+def test_precommit_blocks_secrets_and_strips_notebooks(cli, tmp_path):
+    """The case's hooks run offline (repo: local); the PII hook is covered where `idsp data scan` lives."""
+    dest = tmp_path / "cases"
+    assert cli(*new_args("hook-check", dest))[0] == 0
+    case = dest / "hook-check"
+    (case / "src" / "hook_check" / "settings.py").write_text(
+        'API_TOKEN = "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"\n'
+    )
+    git(case, "add", "-A")
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "pre_commit",
+            "run",
+            "detect-secrets",
+            "--files",
+            "src/hook_check/settings.py",
+        ],
+        case,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Potential secrets" in proc.stdout or "Secret" in proc.stdout
+
+    nb = case / "notebooks" / "01_explore.ipynb"
+    data = json.loads(nb.read_text())
+    data["cells"][1]["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": ["BSN 123456782\n"]}
+    ]
+    data["cells"][1]["execution_count"] = 3
+    nb.write_text(json.dumps(data))
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "pre_commit",
+            "run",
+            "nbstripout",
+            "--files",
+            "notebooks/01_explore.ipynb",
+        ],
+        case,
+    )
+    assert proc.returncode == 1  # files were modified by the hook
+    stripped = json.loads(nb.read_text())
+    assert stripped["cells"][1]["outputs"] == []
