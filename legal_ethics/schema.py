@@ -129,6 +129,9 @@ class Catalogue(_Frozen):
     version: str
     upstream: Upstream = Field(default_factory=Upstream)
     note: str = ""
+    upstream_ids: tuple[str, ...] = Field(
+        (), description="all official ids at the pinned commit, for catalogues that carry a selection"
+    )
     items: tuple[CatalogueItem, ...]
 
 

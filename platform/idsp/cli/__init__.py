@@ -31,6 +31,7 @@ app = typer.Typer(
 GROUPS: list[tuple[str, str]] = [
     ("config", "config"),
     ("case", "case"),
+    ("ethics", "ethics"),
     ("data", "data"),
     ("hub", "hub"),
 ]
