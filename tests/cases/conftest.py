@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
-from casekit import TEMPLATE, VENV_BIN
+
+# The helpers sit beside this file; make them importable in every pytest import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from casekit import TEMPLATE, VENV_BIN  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
