@@ -119,7 +119,7 @@ def read_table(
         frame, lines, dialect = _read_csv(path, **overrides)
     elif suffix in EXCEL_SUFFIXES:
         frame, lines = _read_excel(path, sheet=overrides.pop("sheet", 0))
-        dialect = CsvDialect("xlsx", "", ",", None)
+        dialect = CsvDialect("xlsx", "", ",", ".")  # numbers stored as Dutch text
         _no_more(overrides, path)
     elif suffix in PARQUET_SUFFIXES:
         import pandas as pd
@@ -265,6 +265,10 @@ class _Converters:
 
         if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
             return series
+        if pd.api.types.is_object_dtype(series) and not series.map(lambda v: isinstance(v, str)).any():
+            typed = series.infer_objects()  # Excel cells that are already numbers or dates
+            return typed.astype("Int64") if pd.api.types.is_integer_dtype(typed) else typed
+        series = series.astype("string")
         values = self._texts(series)
         if values.empty:
             return series

@@ -33,6 +33,7 @@ GROUPS: list[tuple[str, str]] = [
     ("case", "case"),
     ("ethics", "ethics"),
     ("data", "data"),
+    ("doctor", ""),
     ("hub", "hub"),
 ]
 

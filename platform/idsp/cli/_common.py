@@ -18,11 +18,13 @@ CONFIG_OPTION = typer.Option(
 
 @cache
 def console() -> Console:
-    return Console(file=sys.stdout)
+    # No file given: rich looks up sys.stdout at every write, so redirection still works.
+    return Console()
 
 
+@cache
 def console_err() -> Console:
-    return Console(file=sys.stderr, stderr=True)
+    return Console(stderr=True)
 
 
 def print_json(data: Any) -> None:

@@ -1,0 +1,178 @@
+"""Identifier validators, scan and keyed pseudonymisation, on generated numbers only."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+
+import pandas as pd
+import pytest
+from idsp import privacy
+from idsp.errors import KeyStoreError, UserError
+from idsp.keys import KeyStore
+from testkit.identifiers import make_bsn, make_iban
+
+
+@pytest.fixture
+def rng():
+    return random.Random(20261128)
+
+
+def test_generated_bsns_follow_the_elfproef(rng):
+    good = [make_bsn(rng) for _ in range(500)]
+    bad = [make_bsn(rng, valid=False) for _ in range(500)]
+    assert all(privacy.is_bsn(v) for v in good)
+    assert not any(privacy.is_bsn(v) for v in bad)
+    series = pd.Series(good + bad + [None])
+    result = privacy.is_bsn(series)
+    assert result.tolist() == [True] * 500 + [False] * 501
+    assert result.index.equals(series.index)
+
+
+def test_bsn_zero_padding_separators_and_zeros(rng):
+    bsn = make_bsn(rng)
+    while not bsn.startswith("0"):
+        bsn = make_bsn(rng)
+    assert privacy.is_bsn(bsn[1:])  # Excel dropped the leading zero
+    assert privacy.is_bsn(int(bsn))
+    assert privacy.is_bsn(f"{bsn[:4]}.{bsn[4:6]}.{bsn[6:]}")
+    assert privacy.is_bsn(f"{bsn[:3]} {bsn[3:6]} {bsn[6:]}")
+    assert not privacy.is_bsn("000000000")
+    assert not privacy.is_bsn("0")
+    assert not privacy.is_bsn("1234567890")  # ten digits
+    assert not privacy.is_bsn("12-03-2024")  # a date is not a BSN, even if its digits pass
+    assert privacy.is_rsin is privacy.is_bsn
+
+
+def test_iban_mod97(rng):
+    for _ in range(200):
+        iban = make_iban(rng)
+        assert privacy.is_iban(iban), iban
+        spaced = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+        assert privacy.is_iban(spaced.lower())
+        broken = iban[:-1] + str((int(iban[-1]) + 1) % 10)
+        assert not privacy.is_iban(broken)
+    assert privacy.is_iban("DE89370400440532013000")  # the standard's own example
+    assert not privacy.is_iban("NL91ABNA041716430")  # too short for NL
+
+
+@pytest.mark.parametrize(
+    ("check", "yes", "no"),
+    [
+        (privacy.is_kvk, ["12345678", "1234 5678"], ["1234567", "123456789", "00000000", "12-34-5678"]),
+        (privacy.is_postcode, ["1234 AB", "1234ab", "9999ZZ"], ["0123 AB", "1234 SA", "12345", "1234 A"]),
+        (privacy.is_phone_nl, ["0612345678", "06-12345678", "+31 6 1234 5678", "020 123 4567", "0800 1234"],
+         ["061234567", "+32612345678", "12345678"]),
+        (privacy.is_email, ["a.b@voorbeeld.nl", "x+y@sub.domein.org"], ["a@b", "@x.nl", "a b@c.nl"]),
+    ],
+)
+def test_shapes(check, yes, no):
+    assert [check(v) for v in yes] == [True] * len(yes)
+    assert [check(v) for v in no] == [False] * len(no)
+    assert check(pd.Series(yes + no)).tolist() == [True] * len(yes) + [False] * len(no)
+
+
+def test_mask_hides_the_identifier(rng):
+    bsn = make_bsn(rng)
+    assert privacy.mask(bsn, "bsn") == "*******" + bsn[-2:]
+    assert privacy.mask("jan.jansen@voorbeeld.nl", "email") == "j***@v***"
+
+
+def test_scan_finds_columns_and_embedded_text(rng):
+    bsns = [make_bsn(rng) for _ in range(8)] + ["onbekend", None]
+    df = pd.DataFrame(
+        {
+            "burger": bsns,
+            "bedrag": [1.5] * 10,
+            "kvk_nummer": [f"{rng.randrange(10**7, 10**8)}" for _ in range(10)],
+            "volgnummer": list(range(10)),
+            "opmerking": ["belde met 06 12345678 over de zaak"] + ["geen bijzonderheden"] * 9,
+        }
+    )
+    found = {(f.column, f.kind): f for f in privacy.scan(df)}
+    assert found[("burger", "bsn")].count == 8
+    assert found[("burger", "bsn")].share == pytest.approx(8 / 9, abs=1e-4)
+    assert all(bsn not in str(found[("burger", "bsn")].examples) for bsn in bsns[:8])
+    assert ("kvk_nummer", "kvk") in found
+    assert found[("opmerking", "phone")].embedded and found[("opmerking", "phone")].count == 1
+    assert not any(col in ("bedrag", "volgnummer") for col, _ in found)
+
+
+def test_scan_ignores_rare_shape_only_matches():
+    df = pd.DataFrame({"code": ["12345678"] + [f"X{i}" for i in range(9)]})
+    assert privacy.scan(df) == []
+
+
+@pytest.fixture
+def store(tmp_path):
+    return KeyStore(tmp_path / "keys")
+
+
+def test_pseudonymise_normalises_and_reports_invalid(store, rng):
+    key = store.generate("bsn-test")
+    bsn = make_bsn(rng)
+    dotted = f"{bsn[:4]}.{bsn[4:6]}.{bsn[6:]}"
+    bad = make_bsn(rng, valid=False)
+    df = pd.DataFrame({"bsn": [bsn, dotted, bad, None], "x": [1, 2, 3, 4]})
+    result = privacy.pseudonymise(df, {"bsn": "bsn"}, "bsn-test", keystore=store)
+    expected = hmac.new(key.secret, bsn.encode(), hashlib.sha256).hexdigest()
+    out = result.frame["bsn"]
+    assert out.iloc[0] == expected and out.iloc[1] == expected
+    assert pd.isna(out.iloc[2]) and pd.isna(out.iloc[3])
+    assert result.report.invalid == {"bsn": [2]}
+    assert result.report.key_id == key.key_id
+    assert key.secret.hex() not in repr(result.report.as_dict())
+    assert df["bsn"].iloc[0] == bsn  # the input is not changed
+    assert result.frame["x"].tolist() == [1, 2, 3, 4]
+
+
+def test_pseudonyms_differ_per_domain(store, rng):
+    store.generate("a")
+    store.generate("b")
+    df = pd.DataFrame({"bsn": [make_bsn(rng)]})
+    one = privacy.pseudonymise(df, ["bsn"], "a", keystore=store).frame["bsn"].iloc[0]
+    two = privacy.pseudonymise(df, ["bsn"], "b", keystore=store).frame["bsn"].iloc[0]
+    assert one != two and len(one) == 64
+
+
+def test_parallel_hmac_matches_single(store):
+    key = store.generate("par")
+    values = [f"{i:09d}" for i in range(privacy.PARALLEL_THRESHOLD + 10)]
+    assert privacy.hmac_many(key.secret, values, workers=2) == privacy.hmac_many(key.secret, values, workers=1)
+
+
+def test_unknown_column_or_kind_is_user_error(store):
+    store.generate("d")
+    df = pd.DataFrame({"a": ["1"]})
+    with pytest.raises(UserError, match="'b'"):
+        privacy.pseudonymise(df, ["b"], "d", keystore=store)
+    with pytest.raises(UserError, match="unknown identifier kind"):
+        privacy.pseudonymise(df, {"a": "passport"}, "d", keystore=store)
+
+
+def test_key_file_readable_by_others_is_refused(store):
+    store.generate("open")
+    store.path("open").chmod(0o644)
+    with pytest.raises(KeyStoreError) as exc:
+        store.load("open")
+    assert "chmod 600" in exc.value.message and "0644" in exc.value.message
+
+
+def test_keygen_never_overwrites(store):
+    first = store.generate("once")
+    with pytest.raises(KeyStoreError, match="already has a key"):
+        store.generate("once")
+    assert store.load("once").key_id == first.key_id
+
+
+def test_key_store_inside_a_repository_is_refused(tmp_path):
+    (tmp_path / "case").mkdir()
+    (tmp_path / "case" / "case.yaml").write_text("id: x\n")
+    with pytest.raises(KeyStoreError, match="outside any repository"):
+        KeyStore(tmp_path / "case" / "keys").generate("k")
+
+
+def test_missing_key_names_the_fix(store):
+    with pytest.raises(KeyStoreError, match="idsp data keygen nope"):
+        store.load("nope")
