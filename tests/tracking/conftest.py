@@ -1,0 +1,159 @@
+"""Fixtures for tracking: a real MLflow server started with `idsp tracking serve`, and
+case folders whose checklist is answered and approved through legal_ethics with real keys."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "legal_ethics"))
+
+from ethics_kit import answer_all, approve_all, build_tree, case_tree  # noqa: E402
+
+IDSP = [sys.executable, "-c", "from idsp.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen, url: str, home: Path, log: Path):
+        self.proc, self.url, self.home, self.log = proc, url, home, log
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                return self.proc.wait()
+        return self.proc.returncode
+
+
+def start_server(home: Path, *args: str, env: dict | None = None, timeout: float = 180) -> Server:
+    """`idsp tracking serve` as a subprocess on a free port; waits for /health."""
+    port = free_port()
+    log = home / "serve.log"
+    home.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, "IDSP_HOME": str(home), **(env or {})}
+    full_env.pop("IDSP_CONFIG", None)
+    proc = subprocess.Popen(
+        [*IDSP, "tracking", "serve", "--port", str(port), *args],
+        env=full_env,
+        stdout=open(log, "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # so a test can kill the whole tree if the server misbehaves
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited {proc.returncode}: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return Server(proc, url, home, log)
+        except OSError:
+            time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError(f"server not up in {timeout}s: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("mlflow-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tracked(tracking_server, monkeypatch):
+    """Point the client at the module's server, with short retries."""
+    monkeypatch.setenv("IDSP_TRACKING__URI", tracking_server.url)
+    monkeypatch.setenv("IDSP_TRACKING__RETRIES", "1")
+    monkeypatch.setenv("IDSP_TRACKING__TIMEOUT_SECONDS", "5")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tracking_server
+
+
+@pytest.fixture
+def keys(tmp_path, idsp_home) -> dict[str, Path]:
+    from legal_ethics import reviewers
+
+    out = {}
+    for user, roles in {
+        "alice": ["jurist"],
+        "bob": ["privacy-officer"],
+        "carol": ["gemandateerd-verantwoordelijke"],
+    }.items():
+        pair = reviewers.keygen(tmp_path / "keys" / f"{user}.pem")
+        reviewers.register(user, roles, pair.public_key, name=user.title(), actor="admin")
+        out[user] = pair.path
+    return out
+
+
+SUITE = (
+    '{"name": "inspecties", "expectations": ['
+    '{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "kvk_pseudo"}},'
+    '{"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "uitkomst", "value_set": [0, 1]}}'
+    "]}"
+)
+
+
+@pytest.fixture
+def make_case(tmp_path, idsp_home):
+    """A case folder (ethics_kit's tree) with a GX suite for the official dataset."""
+
+    def _make(**kw):
+        import yaml
+        from idsp.case import Case
+
+        tree = case_tree(**kw)
+        spec = yaml.safe_load(tree["case.yaml"])
+        spec["id"] = "ce-" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:10]
+        spec["datasets"][0]["suite"] = "inspecties"
+        tree["case.yaml"] = yaml.safe_dump(spec, sort_keys=False)
+        tree["gx"] = {"inspecties.json": SUITE}
+        root = build_tree(tmp_path / "case", tree)
+        subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+        subprocess.run(["git", "add", "."], cwd=root, check=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "case"],
+            cwd=root,
+            check=True,
+        )
+        return Case.open(root)
+
+    return _make
+
+
+@pytest.fixture
+def case(make_case):
+    from legal_ethics import init_checklist
+
+    c = make_case()
+    init_checklist(c, actor="pim")
+    return c
+
+
+@pytest.fixture
+def approved_case(case, keys):
+    from legal_ethics import workflow
+
+    answer_all(case, only_blocking=True)
+    workflow.submit(case, actor="pim")
+    approve_all(case, keys)
+    return case
