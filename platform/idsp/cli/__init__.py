@@ -33,6 +33,8 @@ GROUPS: list[tuple[str, str]] = [
     ("case", "case"),
     ("ethics", "ethics"),
     ("data", "data"),
+    ("quality", "quality"),
+    ("tracking", "tracking"),
     ("doctor", ""),
     ("hub", "hub"),
 ]
