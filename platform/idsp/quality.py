@@ -371,7 +371,15 @@ def _load(data: Any, case: Case | None, dataset, engine: str):
 def _spark():
     from pyspark.sql import SparkSession
 
-    return SparkSession.builder.master("local[2]").appName("idsp-quality").getOrCreate()
+    # 200 shuffle partitions (Spark's default) turn each GX metric into 200 tiny tasks on
+    # a laptop-sized box; a cluster session configured elsewhere is reused as it is.
+    return (
+        SparkSession.builder.master(os.environ.get("IDSP_SPARK_MASTER", "local[2]"))
+        .appName("idsp-quality")
+        .config("spark.sql.shuffle.partitions", os.environ.get("IDSP_SPARK_SHUFFLE_PARTITIONS", "4"))
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
 
 
 def _frame_fingerprint(frame: Any, engine: str) -> str:
