@@ -104,9 +104,6 @@ def new_case(
             )
         result.steps.append(f"rendered template {version}")
         case = Case.open(target)
-        result.checklist = _init_checklist(case, progress)
-        if result.checklist != "none":
-            result.steps.append("wrote the checklist in ethics/")
         progress("making the git repository")
         _git(target, "init", "-q", "-b", "main")
         if _set_fallback_identity(target, answers.get("project_lead", "")):
@@ -122,6 +119,10 @@ def new_case(
             ["config", "core.autostage", "true"],
         )
         result.steps.append(f"DVC remote {cfg.dvc.remote_name} -> {remote}")
+        # Last before the commit: writing the checklist also writes to the audit log.
+        result.checklist = _init_checklist(case, progress)
+        if result.checklist != "none":
+            result.steps.append(f"checklist written: {result.checklist}")
         _git(target, "add", "-A")
         _git(
             target,
@@ -416,14 +417,16 @@ def fleet_status(
         folders = [(None, p) for p in find_cases(Path(root))]
     else:
         folders = [(entry.get("id"), Path(str(entry.get("path", "")))) for entry in read_index(cfg)]
-    last_run = _last_run_function() if runs else None
+    last_run = _LastRuns() if runs else None
     out = []
     for known_id, folder in folders:
         out.append(_one_status(known_id, folder, newest, runs, last_run))
     return out
 
 
-def _one_status(known_id, folder: Path, newest: str, runs: bool, last_run) -> CaseStatus:
+def _one_status(
+    known_id, folder: Path, newest: str, runs: bool, last_run: _LastRuns | None
+) -> CaseStatus:
     from packaging.version import Version
 
     status = CaseStatus(
@@ -453,8 +456,8 @@ def _one_status(known_id, folder: Path, newest: str, runs: bool, last_run) -> Ca
         with contextlib.suppress(ValueError):
             status.behind = Version(status.template_version) < Version(newest)
     status.checklist = _checklist_state(case)
-    if runs:
-        status.last_run, status.last_run_note = _last_run(case, last_run)
+    if last_run is not None:
+        status.last_run, status.last_run_note = last_run(case)
     return status
 
 
@@ -474,27 +477,38 @@ def _checklist_state(case: Case) -> str:
         return f"error: {type(exc).__name__}: {exc}"
 
 
-def _last_run_function():
-    try:
-        tracking = importlib.import_module("idsp.tracking")
-    except ModuleNotFoundError:
-        return "tracking not available (idsp.tracking is not installed)"
-    function = getattr(tracking, "last_run", None)
-    if function is None:
-        return "tracking not available (idsp.tracking has no last_run)"
-    return function
+class _LastRuns:
+    """Each case's last tracked run from ``idsp.tracking``, if it is there.
 
+    Once the tracking server fails to answer, the remaining cases are not asked again:
+    each question would wait for the same retries and time-outs.
+    """
 
-def _last_run(case: Case, function) -> tuple[dict[str, Any] | None, str]:
-    if isinstance(function, str):
-        return None, function
-    try:
-        run = function(case)
-    except Exception as exc:  # a dead tracking server must not break the overview
-        return None, f"unknown: tracking server not reachable ({type(exc).__name__}: {exc})"
-    if run is None:
-        return None, "no runs yet"
-    return dict(run), ""
+    def __init__(self) -> None:
+        self.function = None
+        self.note = ""
+        try:
+            tracking = importlib.import_module("idsp.tracking")
+        except ImportError as exc:
+            self.note = f"tracking not available (cannot import idsp.tracking: {exc})"
+            return
+        self.function = getattr(tracking, "last_run", None)
+        if self.function is None:
+            self.note = "tracking not available (idsp.tracking has no last_run)"
+
+    def __call__(self, case: Case) -> tuple[dict[str, Any] | None, str]:
+        if self.function is None:
+            return None, self.note
+        try:
+            run = self.function(case)
+        except Exception as exc:  # a dead tracking server must not break the overview
+            detail = exc.what if isinstance(exc, IdspError) else f"{type(exc).__name__}: {exc}"
+            self.function = None
+            self.note = f"unknown: tracking server not reachable ({detail})"
+            return None, self.note
+        if run is None:
+            return None, "no runs yet"
+        return dict(run), ""
 
 
 # --------------------------------------------------------------------------- processes

@@ -112,13 +112,14 @@ def test_status_shows_a_lagging_case(cli, tmp_path, template_copy, monkeypatch):
 
 
 class DeadTrackingServer(types.ModuleType):
-    """idsp.tracking whose server does not answer."""
+    """idsp.tracking whose server does not answer (and counts how often it was asked)."""
 
     def __init__(self):
         super().__init__("idsp.tracking")
+        self.asked = 0
 
-    @staticmethod
-    def last_run(case):
+    def last_run(self, case):
+        self.asked += 1
         raise ConnectionError("connection refused on 127.0.0.1:5000")
 
 
@@ -146,16 +147,16 @@ class TrackingWithOneRun(types.ModuleType):
 )
 def test_status_last_run_never_crashes(cli, tmp_path, monkeypatch, tracking, expected):
     build_case_folder(tmp_path / "fleet" / "run-case", version="1.0.0")
-
-    if tracking is None:
-        monkeypatch.setitem(sys.modules, "idsp.tracking", None)  # import fails
-    else:
-        monkeypatch.setitem(sys.modules, "idsp.tracking", tracking())
+    build_case_folder(tmp_path / "fleet" / "second-case", version="1.0.0")
+    module = tracking() if tracking else None  # None in sys.modules: the import fails
+    monkeypatch.setitem(sys.modules, "idsp.tracking", module)
     code, out, err = cli("case", "status", str(tmp_path / "fleet"), "--json")
     assert code == 0, err
-    case = json.loads(out)["cases"][0]
-    shown = json.dumps([case["last_run"], case["last_run_note"]])
-    assert expected in shown
+    for case in json.loads(out)["cases"]:
+        shown = json.dumps([case["last_run"], case["last_run_note"]])
+        assert expected in shown
+    if tracking is DeadTrackingServer:
+        assert module.asked == 1  # a dead server is asked once, not once per case
 
 
 def test_status_of_an_empty_folder(cli, tmp_path):

@@ -48,6 +48,16 @@ def test_new_case_is_a_ready_repository_whose_tests_and_pipeline_run(cli, tmp_pa
     ]
     answers = yaml.safe_load((case / ".copier-answers.yml").read_text())
     assert answers["_commit"] == "v1.0.0" and answers["_src_path"] == "idsp-templates/case"
+    # the checklist from legal_ethics, committed with the rest
+    legal_ethics = pytest.importorskip("legal_ethics")
+    if hasattr(legal_ethics, "init_checklist"):
+        assert made["checklist"] == "ethics/checklist.yaml"
+        assert "ethics/checklist.yaml" in tracked
+        code, out, _ = cli("case", "status", "--json", "--no-runs")
+        from idsp.case import Case
+
+        expected = legal_ethics.status(Case.open(case))
+        assert json.loads(out)["cases"][0]["checklist"] == expected != "none"
 
     # the generated project's own tests pass
     proc = _run(
@@ -151,8 +161,8 @@ def test_update_marks_conflicts_and_refuses_a_dirty_case(cli, tmp_path, template
     assert "Geen run op echte data" in text and "## Reporting" in text
 
 
-def test_precommit_blocks_secrets_and_strips_notebooks(cli, tmp_path):
-    """The case's hooks run offline (repo: local); the PII hook is covered where `idsp data scan` lives."""
+def test_precommit_blocks_secrets_identifiers_and_strips_notebooks(cli, tmp_path):
+    """The case's hooks run offline (repo: local, language: system)."""
     dest = tmp_path / "cases"
     assert cli(*new_args("hook-check", dest))[0] == 0
     case = dest / "hook-check"
@@ -197,3 +207,19 @@ def test_precommit_blocks_secrets_and_strips_notebooks(cli, tmp_path):
     assert proc.returncode == 1  # files were modified by the hook
     stripped = json.loads(nb.read_text())
     assert stripped["cells"][1]["outputs"] == []
+
+    # raw identifiers: the idsp hook refuses the file (needs `idsp data scan`)
+    from idsp.cli import GROUPS
+
+    if ("data", "data") not in GROUPS:
+        pytest.skip("`idsp data scan` is not part of this idsp yet")
+    raw = case / "data" / "synthetic" / "contacts.csv"
+    raw.write_text("naam;bsn;email\nA;111222333;a.jansen@example.nl\nB;123456782;b@example.org\n")
+    clean = case / "data" / "synthetic" / "counts.csv"
+    clean.write_text("sector;aantal\nbouw;3\ntransport;5\n")
+    hook = [sys.executable, "-m", "pre_commit", "run", "idsp-no-raw-identifiers", "--files"]
+    proc = _run([*hook, "data/synthetic/contacts.csv"], case)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "contacts.csv" in proc.stdout
+    proc = _run([*hook, "data/synthetic/counts.csv"], case)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -112,7 +112,8 @@ def new(
     out.print(f"[bold green]case {made.id}[/] made in {made.path}", highlight=False)
     for step in made.steps:
         out.print(f"  - {step}", highlight=False)
-    out.print(f"  - checklist: {made.checklist}", highlight=False)
+    if made.checklist == "none":
+        out.print("  - no checklist written (legal_ethics is not installed)", highlight=False)
     out.print(
         f"Next: cd {made.path} and read README.md (first: fill in case.yaml).", highlight=False
     )
