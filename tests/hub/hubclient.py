@@ -48,7 +48,8 @@ class HubUser:
         )
 
     def login(self, password: str | None = None) -> httpx.Response:
-        """POST the real login form; returns the response (302 on success)."""
+        """POST the real login form as a fresh browser; returns the response (302 on success)."""
+        self.http.cookies.clear()
         xsrf = self._form_xsrf("/hub/login")
         return self.http.post(
             "/hub/login",

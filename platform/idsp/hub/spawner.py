@@ -40,8 +40,27 @@ class IdspSpawner(LocalProcessSpawner):
     def _case_ids(self) -> list[str]:
         return [g.removeprefix("case-") for g in self._hub_groups() if g.startswith("case-")]
 
+    def _join_case_groups(self) -> None:
+        """Case membership lives in case.yaml: bring the hub groups up to date at each start."""
+        if not self.case_index:
+            return
+        from jupyterhub import orm
+
+        db = self.user.db
+        current = set(self._hub_groups())
+        for case in read_index(Path(self.case_index), Path(self.cases_root)):
+            if self.user.name in case.members and case.group not in current:
+                group = orm.Group.find(db, case.group)
+                if group is None:
+                    group = orm.Group(name=case.group)
+                    db.add(group)
+                self.user.orm_user.groups.append(group)
+                self.log.info("added %s to %s (member in case.yaml)", self.user.name, case.group)
+        db.commit()
+
     async def start(self):
         name = self.os_name
+        self._join_case_groups()
         account = accounts.ensure_account(name, Path(self.homes_root))
         groups = [accounts.os_group_name(self.user_prefix, g) for g in self._hub_groups()]
         accounts.set_groups(name, groups)

@@ -1,0 +1,205 @@
+"""The hub as people use it: a real `idsp hub up`, real login forms, real user servers."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.hub.conftest import CASE_ID, approved_user
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def alice(hub, admin):
+    user = approved_user(hub, admin, "alice")
+    hub.spawn_seconds = user.spawn()
+    return user
+
+
+@pytest.fixture(scope="module")
+def bob(hub, admin):
+    user = approved_user(hub, admin, "bob")
+    user.spawn()
+    return user
+
+
+def test_start_prints_url_and_private_admin_password_file(hub):
+    out = hub.output.read_text()
+    assert f"IDSP hub is up at {hub.url}/" in out
+    pw_file = hub.home / "secrets" / "admin-password"
+    assert str(pw_file) in out
+    for secret in (hub.home / "secrets").iterdir():
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+    assert stat.S_IMODE((hub.home / "secrets").stat().st_mode) == 0o700
+
+
+def test_admin_logs_in_through_the_form_and_xsrf_is_enforced(hub, admin):
+    assert admin.logged_in()
+    # A form post without the _xsrf value is rejected.
+    fresh = hub.user("admin", hub.admin_password())
+    fresh.http.get("/hub/login")
+    r = fresh.http.post("/hub/login", data={"username": "admin", "password": hub.admin_password()})
+    assert r.status_code == 403
+    # A cookie-authenticated API call without the XSRF header is rejected too.
+    r = admin.http.post("/hub/api/users/admin/tokens", json={})
+    assert r.status_code == 403
+
+
+def test_signup_waits_for_admin_approval(hub, admin):
+    dave = hub.user("dave")
+    assert dave.signup().status_code == 200
+    r = dave.login()
+    assert r.status_code == 200 and "has not been authorized" in r.text
+    admin.approve("dave")
+    assert dave.login().status_code == 302
+
+
+def test_weak_and_common_passwords_are_refused(hub):
+    short = hub.user("erin", "Short-1")
+    r = short.signup()
+    assert "Something went wrong" in r.text or "too short" in r.text.lower() or "password" in r.text.lower()
+    assert short.login().status_code == 200  # no account was made
+    common = hub.user("frank", "123qweasdzxc")  # 12 characters, but on the common list
+    common.signup()
+    assert common.login().status_code == 200
+
+
+def test_lockout_after_repeated_failures(hub, admin):
+    gina = approved_user(hub, admin, "gina")
+    for _ in range(3):
+        assert gina.login("wrong-password-123").status_code == 200
+    # Locked out: even the right password is refused for hub.passwords.lockout_seconds.
+    assert gina.login().status_code == 200
+
+
+def test_user_server_runs_as_own_account_with_private_home(hub, alice):
+    out = alice.run(
+        "import getpass, os, idsp\n"
+        "print(getpass.getuser(), os.getuid(), oct(os.stat(os.path.expanduser('~')).st_mode & 0o777))\n"
+        "print(idsp.__file__)"
+    )
+    assert out["status"] == "ok", out
+    user, uid, mode = out["stdout"].splitlines()[0].split()
+    assert user == hub.prefix + "alice"
+    assert int(uid) == pwd.getpwnam(user).pw_uid != 0
+    assert mode == "0o700"
+    assert out["stdout"].splitlines()[1].endswith("idsp/__init__.py")
+
+
+def test_memory_limit_is_enforced_by_the_kernel(hub, alice):
+    out = alice.run("print(open('/proc/self/cgroup').read())")
+    assert f"/idsp/{hub.prefix}alice" in out["stdout"]
+    limit = Path(f"/sys/fs/cgroup/memory/idsp/{hub.prefix}alice/memory.limit_in_bytes")
+    if limit.exists():
+        assert int(limit.read_text()) == 1024**3
+
+
+def test_kernel_logs_a_run_to_the_case_experiment(hub, alice):
+    code = (
+        "import os, mlflow\n"
+        "assert os.environ['MLFLOW_TRACKING_USERNAME'] == 'alice'\n"
+        f"mlflow.set_experiment({CASE_ID!r})\n"
+        "with mlflow.start_run() as run:\n"
+        "    mlflow.log_metric('auc', 0.81)\n"
+        "print(run.info.run_id)"
+    )
+    out = alice.run(code)
+    assert out["status"] == "ok", out
+    run_id = out["stdout"].strip().splitlines()[-1]
+    import httpx
+
+    admin_pw = (hub.home / "secrets" / "mlflow-admin-password").read_text().strip()
+    r = httpx.get(
+        f"http://127.0.0.1:{hub.env['IDSP_TRACKING__PORT']}/api/2.0/mlflow/runs/get",
+        params={"run_id": run_id},
+        auth=("idsp-mlflow-admin", admin_pw),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["run"]["data"]["metrics"][0]["value"] == 0.81
+
+
+def test_users_cannot_read_each_other(hub, alice, bob):
+    out = bob.run(
+        f"import os\n"
+        f"try:\n"
+        f"    os.listdir({str(Path(hub.env['IDSP_HUB__HOMES_ROOT']) / (hub.prefix + 'alice'))!r})\n"
+        f"    print('READ')\n"
+        f"except PermissionError:\n"
+        f"    print('DENIED')\n"
+        f"try:\n"
+        f"    os.listdir({str(Path(hub.env['IDSP_PATHS__CASES_ROOT']) / CASE_ID)!r})\n"
+        f"    print('CASE READ')\n"
+        f"except PermissionError:\n"
+        f"    print('CASE DENIED')\n"
+    )
+    assert out["stdout"].split() == ["DENIED", "CASE", "DENIED"], out
+    # Nor the other's MLflow experiment: bob is no member of the case.
+    out = bob.run(
+        "import mlflow\n"
+        f"print(mlflow.get_experiment_by_name({CASE_ID!r}))\n"
+    )
+    assert out["status"] == "error" and "403" in (out["error"] or ""), out
+    # Without credentials the tracking server refuses everyone.
+    import httpx
+
+    r = httpx.get(f"http://127.0.0.1:{hub.env['IDSP_TRACKING__PORT']}/api/2.0/mlflow/experiments/search")
+    assert r.status_code == 401
+
+
+def test_case_member_can_use_the_case_folder(hub, alice):
+    folder = Path(hub.env["IDSP_PATHS__CASES_ROOT"]) / CASE_ID
+    out = alice.run(f"open({str(folder / 'notes.txt')!r}, 'w').write('x'); print('OK')")
+    assert out["stdout"].strip() == "OK", out
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o2770
+
+
+def test_user_server_survives_a_hub_restart(hub, alice):
+    pid = _server_pid(hub, "alice")
+    code = hub.stop()
+    assert code == 0
+    assert psutil.pid_exists(pid), "the user server died with the hub"
+    assert not _service_processes(hub), "services outlived the hub"
+    hub.start()
+    alice.login()
+    r = alice.http.get("/user/alice/api/status", follow_redirects=True)
+    assert r.status_code == 200
+    assert _server_pid(hub, "alice") == pid
+    out = alice.run("print(6 * 7)")
+    assert out["stdout"].strip() == "42"
+
+
+def _server_pid(hub, name: str) -> int:
+    for p in psutil.process_iter(["username", "cmdline"]):
+        if p.info["username"] == hub.prefix + name and "jupyterhub-singleuser" in " ".join(p.info["cmdline"] or []):
+            return p.pid
+    raise AssertionError(f"no server process for {name}")
+
+
+def _service_processes(hub) -> list:
+    """MLflow (and its job runner, consumers) and the culler of this test hub."""
+    marker = hub.env["IDSP_TRACKING__PORT"]
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        try:
+            env = p.environ()
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        if (marker in cmd and "mlflow" in cmd) or (
+            env.get("IDSP_HOME") == str(hub.home) and ("huey" in cmd or "idle_culler" in cmd or "mlflow" in cmd)
+        ):
+            found.append(p)
+    return found
+
+
+def test_stopping_the_hub_stops_every_service_it_started(hub):
+    assert _service_processes(hub), "expected MLflow to be running"
+    time.sleep(0.1)
+    assert os.path.exists(hub.home / "hub" / "supervisor.pid")
