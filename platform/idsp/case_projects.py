@@ -319,7 +319,7 @@ def update_case(
     progress(f"merging template {current} -> {target}")
     # copier finds the template through the answers file's relative `_src_path`, which
     # template_source() makes resolve by working from its temporary folder.
-    with template_source(root):
+    with template_source(root), _child_output_to_stderr():
         copier.run_update(
             case.root,
             vcs_ref=f"v{target}",
@@ -335,6 +335,20 @@ def update_case(
     with contextlib.suppress(CaseError):
         record_in_index(_index_entry(Case.open(case.root), target), cfg)
     return result
+
+
+@contextlib.contextmanager
+def _child_output_to_stderr():
+    """Send what migration scripts print to stderr: stdout is for our result (--json)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _changed_files(repo: Path) -> list[str]:

@@ -104,7 +104,7 @@ def test_status_shows_a_lagging_case(cli, tmp_path, template_copy, monkeypatch):
     code, out, _ = cli("case", "status", str(tmp_path / "fleet"), "--no-runs")
     assert code == 0
     assert "old-case" in out and "1.0.0 (behind)" in out
-    assert "1 case(s) behind the newest template" in out
+    assert "1 case(s) behind template 2.0.0" in out and "old-case\n" in out
     code, out, _ = cli("case", "status", str(tmp_path / "fleet"), "--json", "--no-runs")
     case = json.loads(out)["cases"][0]
     assert json.loads(out)["newest_template"] == "2.0.0"

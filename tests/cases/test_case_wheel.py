@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from casekit import REPO, TEMPLATE, ZAAK, add_v2, tool_env
+from casekit import REPO, TEMPLATE, ZAAK, add_v2, git, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -70,10 +70,16 @@ def test_wheel_finds_its_own_template_and_makes_and_updates_a_case(wheel_site, t
     case = Path(json.loads(made.stdout)["path"])
     assert (case / "case.yaml").is_file()
 
+    (case / "gx" / "expectations" / "mine.json").write_text('{"name": "mine"}\n')
+    git(case, "add", "-A")
+    git(case, "commit", "-q", "--no-verify", "-m", "my suite")
+
     add_v2(root)  # the next idsp release, installed over this one
     updated = _idsp(wheel_site, case, "case", "update", "--json", IDSP_HOME=str(home))
     assert updated.returncode == 0, updated.stdout + updated.stderr
-    result = json.loads(updated.stdout)
+    result = json.loads(updated.stdout)  # the migration's own output went to stderr
+    assert "moved gx/expectations/mine.json" in updated.stderr
+    assert (case / "gx" / "suites" / "mine.json").is_file()
     assert (result["from_version"], result["to_version"], result["conflicts"]) == (
         "1.0.0",
         "2.0.0",

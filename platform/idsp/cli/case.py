@@ -209,13 +209,15 @@ def status(
             version = f"[yellow]{version} (behind)[/]"
         table.add_row(case.id, version, case.checklist, _run_text(case), case.path)
     out.print(table)
-    behind = [c.id for c in cases if c.behind]
+    behind = [c for c in cases if c.behind]
     if behind:
         out.print(
-            f"{len(behind)} case(s) behind the newest template: run `idsp case update` in "
-            + ", ".join(behind),
+            f"{len(behind)} case(s) behind template {newest}; bring each up with "
+            "`idsp case update PATH`:",
             highlight=False,
         )
+        for case in behind:
+            out.print(f"  {case.path}", highlight=False, soft_wrap=True)
 
 
 def _run_text(case) -> str:
