@@ -133,14 +133,81 @@ def _email_ok(value: Any) -> bool:
     return text is not None and len(text) <= 254 and bool(_EMAIL.match(text))
 
 
-def _vectorised(check: Callable[[Any], bool]) -> Callable[[Any], Any]:
+def _digits_fast(uniques: Any, check: Callable[[Any], bool], width: int, min_width: int, weights: tuple | None):
+    """Vectorised check and normalisation of digit identifiers over distinct string values.
+
+    Plain digit strings (the common case) are checked with array arithmetic; the few
+    written with separators go through the per-value check. Returns (ok, normalised)
+    arrays, or None when the values are not all strings (the per-value path then
+    handles ints, floats and mixed columns).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if len(uniques) == 0 or pd.api.types.infer_dtype(uniques, skipna=False) != "string":
+        return None
+    text = pd.Series(uniques, dtype="string").str.strip()
+    lengths = text.str.len()
+    plain = (text.str.isdigit() & (lengths >= min_width) & (lengths <= width)).to_numpy(dtype=bool)
+    normal = text.str.zfill(width).to_numpy(dtype=object)
+    ok = plain & (normal != "0" * width)
+    if weights is not None and ok.any():
+        matrix = np.frombuffer("".join(normal[ok]).encode("ascii"), dtype=np.uint8)
+        matrix = matrix.reshape(-1, width).astype(np.int64) - 48
+        ok[np.flatnonzero(ok)] = (matrix @ np.array(weights, dtype=np.int64)) % 11 == 0
+    odd = ~plain & text.str.fullmatch(r"[0-9][0-9 .\-]{7,12}").fillna(False).to_numpy(dtype=bool)
+    for i in np.flatnonzero(odd):
+        if check(uniques[i]):
+            ok[i] = True
+            normal[i] = normalise_number(uniques[i], width)
+    return ok, normal
+
+
+def _text_fast(uniques: Any):
+    """(ok, stripped) for distinct string values; None if not all are strings."""
+    import numpy as np
+    import pandas as pd
+
+    if len(uniques) == 0 or pd.api.types.infer_dtype(uniques, skipna=False) != "string":
+        return None
+    stripped = pd.Series(uniques, dtype=object).str.strip().to_numpy(dtype=object)
+    return stripped != "", np.asarray(stripped, dtype=object)
+
+
+def _check_many(check: Callable[[Any], bool], fast: Callable | None, prefilter: str | None, uniques):
+    """The check over an array of distinct values: vectorised where possible.
+
+    ``prefilter`` is a loose regular expression that every valid value matches; it is run
+    by pandas over the whole array, so the exact per-value check sees only candidates.
+    """
+    import numpy as np
+    import pandas as pd
+
+    quick = fast(uniques) if fast else None
+    if quick is not None:
+        return quick[0]
+    if prefilter is None or pd.api.types.infer_dtype(uniques, skipna=False) != "string":
+        return np.fromiter((check(u) for u in uniques), dtype=bool, count=len(uniques))
+    candidates = pd.Series(uniques, dtype=object).str.match(prefilter).to_numpy(dtype=bool)
+    ok = np.zeros(len(uniques), dtype=bool)
+    idx = np.flatnonzero(candidates)
+    ok[idx] = np.fromiter((check(u) for u in uniques[idx]), dtype=bool, count=len(idx))
+    return ok
+
+
+def _vectorised(
+    check: Callable[[Any], bool], fast: Callable | None = None, prefilter: str | None = None
+) -> Callable[[Any], Any]:
+    def many(uniques):
+        return _check_many(check, fast, prefilter, uniques)
+
     def validator(value: Any) -> Any:
         if _is_series(value):
             import numpy as np
             import pandas as pd
 
             codes, uniques = pd.factorize(value, use_na_sentinel=True)
-            ok = np.fromiter((check(u) for u in uniques), dtype=bool, count=len(uniques))
+            ok = many(np.asarray(uniques, dtype=object))
             result = np.zeros(len(value), dtype=bool)
             present = codes >= 0
             result[present] = ok[codes[present]]
@@ -148,6 +215,8 @@ def _vectorised(check: Callable[[Any], bool]) -> Callable[[Any], Any]:
         return check(value)
 
     validator.__name__ = check.__name__.strip("_").removesuffix("_ok")
+    validator.fast = fast
+    validator.many = many
     validator.__doc__ = check.__doc__
     return validator
 
@@ -156,18 +225,26 @@ def _is_series(value: Any) -> bool:
     return type(value).__name__ == "Series" and hasattr(value, "index")
 
 
-is_bsn = _vectorised(_bsn_ok)
+def _bsn_fast(uniques):
+    return _digits_fast(uniques, _bsn_ok, 9, 8, _BSN_WEIGHTS)
+
+
+def _kvk_fast(uniques):
+    return _digits_fast(uniques, _kvk_ok, 8, 8, None)
+
+
+is_bsn = _vectorised(_bsn_ok, _bsn_fast)
 is_bsn.__doc__ = "BSN (and RSIN): 9 digits after zero-padding, elfproef (9..2, -1), not all zeros."
 is_rsin = is_bsn
-is_iban = _vectorised(_iban_ok)
+is_iban = _vectorised(_iban_ok, prefilter=r"\s*[A-Za-z]{2}\s*[0-9]{2}")
 is_iban.__doc__ = "IBAN: country, check digits, account; mod-97 check equals 1 (NL: 18 characters)."
-is_kvk = _vectorised(_kvk_ok)
+is_kvk = _vectorised(_kvk_ok, _kvk_fast)
 is_kvk.__doc__ = "KvK number: exactly 8 digits (there is no check digit)."
-is_postcode = _vectorised(_postcode_ok)
+is_postcode = _vectorised(_postcode_ok, prefilter=r"\s*[1-9][0-9]{3}\s*[A-Za-z]{2}\s*$")
 is_postcode.__doc__ = "Dutch postcode '1234 AB' (space optional, SA/SD/SS not issued)."
-is_phone_nl = _vectorised(_phone_ok)
+is_phone_nl = _vectorised(_phone_ok, prefilter=r"\s*(\+|00|0|\(0)[0-9 .\-()/]{6,18}\s*$")
 is_phone_nl.__doc__ = "Dutch phone number: 0, +31 or 0031 and nine digits, or 0800/090x service numbers."
-is_email = _vectorised(_email_ok)
+is_email = _vectorised(_email_ok, prefilter=r"[^@\s]+@")
 is_email.__doc__ = "E-mail address of the usual form name@domain.tld."
 
 
@@ -243,6 +320,18 @@ class Finding:
         return asdict(self) | {"examples": list(self.examples)}
 
 
+def _texts_of(uniques):
+    """Distinct values as stripped text ("" for what is not an identifier-like value)."""
+    import pandas as pd
+
+    kind = pd.api.types.infer_dtype(uniques, skipna=False)
+    if kind == "string":
+        return pd.Series(uniques, dtype=object).str.strip().tolist()
+    if kind == "integer":
+        return [str(u) for u in uniques.tolist()]
+    return [_text(u) or "" for u in uniques]
+
+
 def scan(df: pd.DataFrame, *, min_share: float = 0.5, examples: int = 3) -> list[Finding]:
     """Find identifiers per column: kind, count, share of non-empty cells, masked examples.
 
@@ -267,16 +356,23 @@ def scan(df: pd.DataFrame, *, min_share: float = 0.5, examples: int = 3) -> list
         if total == 0:
             continue
         counts = np.bincount(codes[present], minlength=len(uniques))
-        texts = [_text(u) or "" for u in uniques]
+        texts = _texts_of(np.asarray(uniques, dtype=object))
         name = str(column).lower()
+        values = np.asarray(texts, dtype=object)
+        hits = {}
         for kind in KINDS.values():
-            ok = np.fromiter((kind.check(t) for t in texts), dtype=bool, count=len(texts))
+            ok = kind.check.many(values)
             count = int(counts[ok].sum())
-            if not count:
-                continue
-            share = count / total
+            if count:
+                hits[kind.name] = (ok, count, count / total)
+        dominant = any(share >= min_share for _, _, share in hits.values())
+        for kind_name, (ok, count, share) in hits.items():
+            kind = KINDS[kind_name]
             named = any(h in name for h in kind.hints)
-            if kind.specific or named or share >= min_share:
+            # In a column that mostly holds one kind, look-alikes of another kind are
+            # coincidences (a BSN that happens to be phone-shaped); report dominant kinds.
+            report = share >= min_share or named or (kind.specific and not dominant)
+            if report:
                 sample = [mask(texts[i], kind.name) for i in np.flatnonzero(ok)[:examples]]
                 findings.append(Finding(str(column), kind.name, count, round(share, 4), tuple(sample)))
         if any(" " in t for t in texts):  # free text: look inside
@@ -307,11 +403,13 @@ class _Hmac:
     """HMAC-SHA256 with the key's inner and outer pads hashed once (RFC 2104)."""
 
     def __init__(self, secret: bytes):
-        block = secret.ljust(64, b"\0") if len(secret) <= 64 else hashlib.sha256(secret).digest().ljust(64, b"\0")
+        block = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
+        block = block.ljust(64, b"\0")
         self.inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self.outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
-    def hexdigests(self, values: Sequence[str]) -> list[str]:
+    def digests(self, values: Sequence[str]) -> bytes:
+        """The 32-byte digests of all values, concatenated."""
         inner, outer = self.inner, self.outer
         out = []
         append = out.append
@@ -320,36 +418,55 @@ class _Hmac:
             i.update(value.encode())
             o = outer.copy()
             o.update(i.digest())
-            append(o.hexdigest())
-        return out
+            append(o.digest())
+        return b"".join(out)
 
 
-_WORKER: _Hmac | None = None
+# Set just before the worker processes fork, so they inherit the values instead of
+# receiving them pickled; each task is only a (start, stop) range.
+_SHARED: tuple[_Hmac, Sequence[str]] | None = None
 
 
-def _init_worker(secret: bytes) -> None:
-    global _WORKER
-    _WORKER = _Hmac(secret)
+def _work(bounds: tuple[int, int]) -> bytes:
+    assert _SHARED is not None
+    hasher, values = _SHARED
+    return hasher.digests(values[bounds[0] : bounds[1]])
 
 
-def _work(chunk: list[str]) -> list[str]:
-    assert _WORKER is not None
-    return _WORKER.hexdigests(chunk)
+def _split_hex(blob: bytes) -> list[str]:
+    text = blob.hex()
+    return [text[i : i + 64] for i in range(0, len(text), 64)]
+
+
+def idle_cores() -> int:
+    """Cores not already busy (1-minute load average): extra processes on a loaded
+    machine only add overhead."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def hmac_many(secret: bytes, values: Sequence[str], workers: int | None = None) -> list[str]:
     """Hex HMAC-SHA256 of many strings; large inputs are split over the CPU cores."""
-    workers = workers or os.cpu_count() or 1
+    global _SHARED
+    workers = workers or idle_cores()
+    hasher = _Hmac(secret)
     if workers <= 1 or len(values) < PARALLEL_THRESHOLD:
-        return _Hmac(secret).hexdigests(values)
+        return _split_hex(hasher.digests(values))
     import multiprocessing as mp
 
     size = -(-len(values) // (workers * 4))
-    chunks = [list(values[i : i + size]) for i in range(0, len(values), size)]
-    ctx = mp.get_context("fork")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(secret,)) as pool:
-        parts = pool.map(_work, chunks)
-    return [h for part in parts for h in part]
+    bounds = [(i, min(i + size, len(values))) for i in range(0, len(values), size)]
+    _SHARED = (hasher, values)
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_work, bounds)
+    finally:
+        _SHARED = None
+    return _split_hex(b"".join(parts))
 
 
 @dataclass(frozen=True)
@@ -431,19 +548,31 @@ def pseudonymise(
                             fix=f"Use one of: {', '.join(KINDS)}, text")
         kinds[column] = kind
         codes, uniques = pd.factorize(df[column], use_na_sentinel=True)
+        uniques = np.asarray(uniques, dtype=object)
+        quick = None
         if kind == "text":
-            normal = [_text(u) for u in uniques]
+            quick = _text_fast(uniques)
+            if quick is None:
+                normal = [_text(u) for u in uniques]
         else:
             spec = KINDS[kind]
-            normal = [spec.normalise(u) if spec.check(u) else None for u in uniques]
-        valid = np.fromiter((n is not None for n in normal), dtype=bool, count=len(normal))
-        hashed = hmac_many(key.secret, [n for n in normal if n is not None], workers)
+            fast = getattr(spec.check, "fast", None)
+            quick = fast(uniques) if fast else None
+            if quick is None:
+                normal = [spec.normalise(u) if spec.check(u) else None for u in uniques]
+        if quick is not None:
+            valid, normal_array = quick
+            todo = normal_array[valid].tolist()
+        else:
+            valid = np.fromiter((n is not None for n in normal), dtype=bool, count=len(normal))
+            todo = [n for n in normal if n is not None]
+        hashed = hmac_many(key.secret, todo, workers)
         table = np.empty(len(uniques) + 1, dtype=object)
         table[-1] = None  # missing stays missing
         table[:-1][valid] = hashed
         table[:-1][~valid] = None
         result = table[codes]  # code -1 picks the last slot
-        out[column] = pd.Series(result, index=df.index, dtype="string")
+        out[column] = pd.Series(result, index=df.index, dtype=object)
         bad = np.flatnonzero((codes >= 0) & ~valid[np.maximum(codes, 0)])
         if len(bad):
             invalid[column] = bad.tolist()
