@@ -30,6 +30,7 @@ class GateDecision:
     approval_ids: list[str] = field(default_factory=list)
     bindings: dict[str, Any] = field(default_factory=dict)
     status: str = "none"
+    warnings: list[str] = field(default_factory=list)  # e.g. a stray forged decision that did not count
 
     # The older name for the same thing.
     @property
@@ -40,7 +41,7 @@ class GateDecision:
         return {
             "allowed": self.allowed, "official": self.official, "status": self.status,
             "reasons": self.reasons, "checklist_hash": self.checklist_hash,
-            "approval_ids": self.approval_ids, "bindings": self.bindings,
+            "approval_ids": self.approval_ids, "bindings": self.bindings, "warnings": self.warnings,
         }
 
 
@@ -119,6 +120,7 @@ def check(case, datasets: list[str], *, config=None, now: datetime | None = None
     return GateDecision(
         allowed=not reasons, official=True, reasons=reasons, checklist_hash=st.content_sha256,
         approval_ids=st.approval_ids, bindings=bindings_now, status=st.status,
+        warnings=list(st.reasons) if st.status == "approved" else [],
     )
 
 

@@ -88,11 +88,31 @@ def _signatures(v: View) -> list[dict[str, Any]]:
     return rows
 
 
+def _bound(v: View) -> list[str]:
+    """What the counting approvals bind, one line each (data versions, code, parameters)."""
+    lines: list[str] = []
+    for verdict in v.st.approvals:
+        b = verdict.payload.get("bindings", {})
+        parts = [f"{name} md5 {md5}" for name, md5 in sorted((b.get("data") or {}).items())]
+        for key in ("code", "params"):
+            if b.get(key):
+                parts.append(f"{key} sha256 {b[key]}")
+        line = "; ".join(parts) or "(no data, code or parameters bound)"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
 # --- Markdown ------------------------------------------------------------------------
 
 
 def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md_text(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_text(text: str) -> str:
+    # Markdown viewers treat <...> as HTML and would hide it.
+    return str(text).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_markdown(v: View) -> str:
@@ -127,7 +147,9 @@ def render_markdown(v: View) -> str:
     else:
         lines.append("Nog geen besluiten.")
     lines.append("")
-    lines += ["## Openstaande punten", ""]
+    for bound in _bound(v):
+        lines.append(f"Goedkeuring gebonden aan: {bound}  ")
+    lines += ["", "## Openstaande punten", ""]
     lines += [f"- {_md_escape(p)}" for p in v.open_points] or ["Geen."]
     lines.append("")
     if d:
@@ -141,13 +163,13 @@ def render_markdown(v: View) -> str:
 
 def _md_item(item: ChecklistItem, answer: Answer | None) -> list[str]:
     flag = " — **blokkerend**" if item.blocking else ""
-    head = f"### {item.key}: {item.title}{flag}"
+    head = f"### {item.key}: {_md_text(item.title)}{flag}"
     out = [head, ""]
     if item.official_id:
         link = f" ([bron]({item.source_url}))" if item.source_url else ""
         out.append(f"Officieel id: `{item.official_id}`{link}  ")
     if item.text:
-        out.append(f"{item.text}  ")
+        out.append(f"{_md_text(item.text)}  ")
     if item.legal_refs:
         refs = "; ".join(f"[{r.act} {r.article}".rstrip() + f"]({r.url})" if r.url else f"{r.act} {r.article}".rstrip() for r in item.legal_refs)
         out.append(f"Wettelijk kader: {refs}  ")
@@ -160,7 +182,7 @@ def _md_item(item: ChecklistItem, answer: Answer | None) -> list[str]:
     out.append(f"**Antwoord:** {_value(answer)}  ")
     if answer is not None:
         if answer.rationale:
-            out.append(f"**Toelichting:** {answer.rationale}  ")
+            out.append(f"**Toelichting:** {_md_text(answer.rationale)}  ")
         out.append(f"Door {answer.author} op {answer.at.isoformat(timespec='seconds')}  ")
         for ev in answer.evidence:
             out.append(f"Bewijs: `{ev.path}` sha256 `{ev.sha256}`  ")
@@ -229,6 +251,8 @@ def render_html(v: View) -> str:
         p.append("</table>")
     else:
         p.append("<p>Nog geen besluiten.</p>")
+    for bound in _bound(v):
+        p.append(f'<p class="meta">Goedkeuring gebonden aan: <code>{_e(bound)}</code></p>')
     p.append("<h2>Openstaande punten</h2>")
     if v.open_points:
         p += ["<ul>", *[f"<li>{_e(x)}</li>" for x in v.open_points], "</ul>"]

@@ -99,7 +99,11 @@ def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistStat
         for d in review.decisions
     ]
     reasons = [v.problem for v in verdicts if v.problem]
-    current = [v for v in verdicts if v.ok and v.payload.get("submission_id") == submission.id]
+    # Only decisions for the latest submission, signed for a sign-off role, take effect.
+    current = [
+        v for v in verdicts
+        if v.ok and v.payload.get("submission_id") == submission.id and v.payload.get("role") in defn.signoff_roles
+    ]
 
     if submission.content_sha256 != content:
         # Say which items changed after each approval of the last submission, if any.

@@ -144,6 +144,22 @@ def submit(case, *, actor: str | None = None, note: str = "", now: datetime | No
     return sub
 
 
+def validity_days(case, definition, config) -> int:
+    """How long an approval is valid: the strictest of the values someone actually set.
+
+    The checklist definition carries 1,095 days (the three-year DPIA review cycle). A
+    ``policy.approval_valid_days`` written in case.yaml, or ``ethics.approval_valid_days``
+    written in platform.yaml, shortens it; their built-in defaults do not count, so an
+    unconfigured platform gets 1,095 days.
+    """
+    days = [definition.validity_days]
+    if "approval_valid_days" in case.spec.policy.model_fields_set:
+        days.append(case.spec.policy.approval_valid_days)
+    if "approval_valid_days" in config.ethics.model_fields_set:
+        days.append(config.ethics.approval_valid_days)
+    return min(days)
+
+
 def decide(
     case, decision: str, *, role: str, key_path: Path | None = None, comment: str = "",
     actor: str | None = None, now: datetime | None = None, config=None,
@@ -175,6 +191,11 @@ def decide(
         if sub is None or sub.content_sha256 != st.content_sha256:
             raise Refused("there is nothing in review: the checklist was not submitted or changed since",
                           fix="Submit it first with `idsp ethics submit`")
+        if role not in st.definition.signoff_roles:
+            raise Refused(
+                f"{role_label(role)} is not a sign-off role of this checklist",
+                fix=f"Sign as one of: {', '.join(st.definition.signoff_roles)}",
+            )
         if decision == "approve":
             if actor == sub.by or actor in {a.author for a in st.answers.answers.values()}:
                 raise Refused(f"{actor} answered or submitted this checklist and may not approve it (four-eyes)",
@@ -185,8 +206,7 @@ def decide(
             raise Refused(f"the checklist is {st.status}; there is no approval to revoke")
         official = [d.name for d in case.spec.datasets if d.official]
         at = _now(now)
-        valid_days = min(st.definition.validity_days, case.spec.policy.approval_valid_days,
-                         cfg.ethics.approval_valid_days)
+        valid_days = validity_days(case, st.definition, cfg)
         payload = approvals.build_payload(
             decision=decision, case_id=case.id, checklist_id=st.definition.id, submission_id=sub.id,
             content_sha256=st.content_sha256, item_hashes=checklist.item_hashes(st.definition, st.answers),

@@ -133,6 +133,13 @@ class TestSignatures:
         _edit_yaml(path, lambda d: d["decisions"][0].update(role="ethicus", reviewer="dave"))
         assert state.evaluate(approved_case).status == "approved"  # only the signed payload counts
 
+    def test_stray_forged_decision_is_reported_as_warning(self, approved_case, tmp_path):
+        stranger = reviewers.keygen(tmp_path / "stranger.pem")
+        _forge(approved_case, reviewers.load_key(stranger.path), reviewer="eve", role="jurist", decision="revoke")
+        decision = gate.check(approved_case, ["inspecties"])
+        assert decision.allowed  # a forged revocation cannot stop a run either
+        assert any("not in the reviewer registry" in w for w in decision.warnings)
+
     def test_signature_copied_from_another_case(self, approved_case, keys, make_case, tmp_path):
         other_root = tmp_path / "other"
         import shutil
@@ -263,12 +270,40 @@ def test_expired_approval(approved_case):
     assert "expired on" in reasons and "approved again" in reasons
 
 
-def test_validity_is_the_strictest_of_definition_case_and_platform(approved_case):
-    st = state.evaluate(approved_case)
-    at = datetime.fromisoformat(st.approvals[0].payload["at"])
-    expires = datetime.fromisoformat(st.approvals[0].payload["expires_at"])
-    assert (expires - at).days == 365  # case policy and platform default 365 < definition 1095
-    assert state.evaluate(approved_case, now=at + timedelta(days=364)).status == "approved"
+def _valid_days(case) -> int:
+    payload = state.evaluate(case).approvals[0].payload
+    return (datetime.fromisoformat(payload["expires_at"]) - datetime.fromisoformat(payload["at"])).days
+
+
+def test_approvals_are_valid_1095_days_by_default(approved_case):
+    assert _valid_days(approved_case) == 1095
+    at = datetime.fromisoformat(state.evaluate(approved_case).approvals[0].payload["at"])
+    assert state.evaluate(approved_case, now=at + timedelta(days=1094)).status == "approved"
+    assert state.evaluate(approved_case, now=at + timedelta(days=1095)).status == "expired"
+
+
+def test_case_policy_or_platform_config_shortens_validity(make_case, keys, kit, monkeypatch):
+    from legal_ethics import init_checklist
+
+    c = make_case(policy={"approval_valid_days": 200})
+    init_checklist(c, actor="pim")
+    kit.answer_all(c, only_blocking=True)
+    workflow.submit(c, actor="pim")
+    kit.approve_all(c, keys, people=("alice",))
+    monkeypatch.setenv("IDSP_ETHICS__APPROVAL_VALID_DAYS", "90")
+    kit.approve_all(c, keys, people=("bob",))
+    days = sorted(
+        (datetime.fromisoformat(d.payload["expires_at"]) - datetime.fromisoformat(d.payload["at"])).days
+        for d in checklist.load_review(c).decisions
+    )
+    assert days == [90, 200]
+
+
+def test_approval_for_a_role_the_checklist_does_not_need_is_refused(case, keys, kit):
+    kit.answer_all(case, only_blocking=True)
+    workflow.submit(case, actor="pim")
+    with pytest.raises(Refused, match="Ethicus is not a sign-off role"):
+        workflow.decide(case, "approve", role="ethicus", key_path=keys["dave"], actor="dave")
 
 
 def test_rejection(case, keys, kit):

@@ -206,6 +206,8 @@ def verify(dataset: list[str] = typer.Option([], "--dataset", "-d", help="Datase
         if decision.allowed:
             kind = "official" if decision.official else "exploratory"
             out.print(f"gate open: {kind} run on {', '.join(names)} allowed (checklist {decision.checklist_hash})", highlight=False)
+            for warning in decision.warnings:
+                out.print(f"  warning: {warning}", highlight=False, soft_wrap=True)
         else:
             out.print(f"gate closed: a run on {', '.join(names)} is refused because", highlight=False)
             for reason in decision.reasons:
