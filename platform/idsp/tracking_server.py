@@ -95,6 +95,8 @@ def prepare(
         Path(backend.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     elif backend.startswith(("postgresql://", "postgresql+psycopg2://")):
         check_postgres(backend)
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the platform ships psycopg2.
+        backend = backend.replace("postgresql://", "postgresql+psycopg2://", 1)
     elif not backend.startswith(("mysql", "mssql")):
         raise ConfigError(
             f"backend store {redact_uri(backend)!r} is not a database URI",
