@@ -172,12 +172,12 @@ def unregister(username: str, *, config=None, actor: str | None = None) -> None:
         audit.append("reviewer.removed", actor=actor or current_user(), config=cfg, username=username)
 
 
-def vouched_fingerprints(config=None) -> dict[str, str]:
+def vouched_fingerprints(config=None, entries=None) -> dict[str, str]:
     """username -> fingerprint the audit log last vouched for (removed users are absent)."""
     from legal_ethics import audit
 
     vouched: dict[str, str] = {}
-    for entry in audit.entries(config=config):
+    for entry in entries if entries is not None else audit.entries(config=config):
         data = entry.get("data", {})
         if entry.get("event") == "reviewer.registered":
             vouched[data.get("username")] = data.get("fingerprint")

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from legal_ethics import approvals, checklist
+from legal_ethics import approvals, audit, checklist
 from legal_ethics.reviewers import load_registry, role_label, vouched_fingerprints
 from legal_ethics.schema import Answers, ChecklistDefinition, ReviewRecord, Submission
 
+_NOUN = {"revoked": "revocation", "rejected": "rejection"}
 STATUSES = ("none", "draft", "in_review", "approved", "rejected", "expired", "revoked")
 
 
@@ -93,7 +94,36 @@ def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistStat
         return ChecklistState(status="draft", reasons=["the checklist has not been submitted for review (`idsp ethics submit`)"], **common)
 
     registry = load_registry(config)
-    vouched = vouched_fingerprints(config)
+    log = list(audit.entries(config=config))
+    vouched = vouched_fingerprints(entries=log)
+    # The audit log remembers every submission and decision; review.yaml must still hold
+    # them. A removed revocation or rejection would otherwise silently re-open the gate.
+    case_log = [e for e in log if e.get("case_id") == case.id]
+    known_decisions = {d.id for d in review.decisions}
+    known_submissions = {s.id for s in review.submissions}
+    submitted = [e for e in case_log if e.get("event") == "submitted"]
+    if submitted and submitted[-1]["data"].get("submission_id") not in known_submissions:
+        lost = submitted[-1]
+        return ChecklistState(
+            status="draft", submission=submission,
+            reasons=[f"submission {lost['data'].get('submission_id')} (audit log seq {lost['seq']}, by "
+                     f"{lost['actor']}) is missing from review.yaml; the review record was rolled back or "
+                     "edited — submit again and have it approved again"],
+            **common,
+        )
+    removed = [
+        e for e in case_log
+        if e.get("event") in ("rejected", "revoked") and e["data"].get("decision_id") not in known_decisions
+        and e["data"].get("submission_id") == submission.id
+    ]
+    if removed:
+        lost = removed[-1]
+        return ChecklistState(
+            status="revoked" if lost["event"] == "revoked" else "rejected", submission=submission,
+            reasons=[f"{_NOUN[lost['event']]} {lost['data'].get('decision_id')} by "
+                     f"{lost['actor']} (audit log seq {lost['seq']}) was removed from review.yaml; it still applies"],
+            **common,
+        )
     verdicts = [
         approvals.check(d, registry=registry, vouched=vouched, case_id=case.id, checklist_id=defn.id)
         for d in review.decisions

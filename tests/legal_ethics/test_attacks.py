@@ -322,6 +322,27 @@ def test_revocation_closes_the_gate_until_resubmitted(approved_case, keys):
     assert "revoked by alice" in _reasons(approved_case)
 
 
+def test_revocation_deleted_from_review_yaml_still_applies(approved_case, keys):
+    workflow.decide(approved_case, "revoke", role="jurist", key_path=keys["alice"], comment="incident 42", actor="alice")
+    _edit_yaml(checklist.ethics_dir(approved_case) / "review.yaml",
+               lambda d: d.update(decisions=[x for x in d["decisions"] if x["decision"] != "revoke"]))
+    assert state.evaluate(approved_case).status == "revoked"
+    assert "was removed from review.yaml; it still applies" in _reasons(approved_case)
+
+
+def test_review_record_rolled_back_to_an_older_submission(approved_case, keys, kit):
+    folder = checklist.ethics_dir(approved_case)
+    snapshot = {name: (folder / name).read_text() for name in ("answers.yaml", "review.yaml")}
+    workflow.answer(approved_case, "ak.grw-02", "deels", rationale="nieuwe bevinding", actor="pim")
+    workflow.submit(approved_case, actor="pim")
+    workflow.decide(approved_case, "reject", role="jurist", key_path=keys["alice"], comment="zie bevinding", actor="alice")
+    for name, text in snapshot.items():  # roll both files back to the approved state
+        (folder / name).write_text(text)
+    st = state.evaluate(approved_case)
+    assert st.status == "draft"
+    assert "is missing from review.yaml" in _reasons(approved_case)
+
+
 def test_resubmission_after_revocation_needs_new_signatures(approved_case, keys, kit):
     workflow.decide(approved_case, "revoke", role="jurist", key_path=keys["alice"], comment="incident 42", actor="alice")
     workflow.answer(approved_case, "ak.grw-02", "voldaan", rationale="opnieuw getoetst na incident", actor="pim")
