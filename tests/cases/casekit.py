@@ -23,17 +23,17 @@ def tool_env(**extra: str) -> dict[str, str]:
 
 
 V2_MIGRATION = '''\
-"""Template 2.0.0 moved gx/expectations/ to gx/suites/: move the case's own suites too."""
+"""Template 2.0.0 moved data/synthetic/ to data/examples/: move the case's own files too."""
 import pathlib
 import shutil
 
-old, new = pathlib.Path("gx/expectations"), pathlib.Path("gx/suites")
+old, new = pathlib.Path("data/synthetic"), pathlib.Path("data/examples")
 if old.is_dir():
     new.mkdir(parents=True, exist_ok=True)
-    for suite in sorted(old.iterdir()):
-        if not (new / suite.name).exists():
-            shutil.move(str(suite), str(new / suite.name))
-            print(f"moved {suite} -> {new / suite.name}")
+    for item in sorted(old.iterdir()):
+        if not (new / item.name).exists():
+            shutil.move(str(item), str(new / item.name))
+            print(f"moved {item} -> {new / item.name}")
     if not any(old.iterdir()):
         old.rmdir()
 '''
@@ -42,13 +42,13 @@ if old.is_dir():
 def add_v2(template: Path) -> Path:
     """Add a release layer 2.0.0 to a copy of the case template.
 
-    2.0.0 rewords a README line, adds a README section and a parameter, moves gx/expectations/ to gx/suites/
-    (a REMOVED entry plus a migration that moves the case's own suites).
+    2.0.0 rewords a README line and adds a README section and a parameter, and moves
+    data/synthetic/ to data/examples/: the files that name the folder change, a REMOVED
+    entry drops the old folder, and a migration moves the case's own files along.
     """
     v1 = template / "versions" / "1.0.0"
     v2 = template / "versions" / "2.0.0"
-    (v2 / "project" / "gx" / "suites").mkdir(parents=True)
-    (v2 / "migrations").mkdir()
+    (v2 / "migrations").mkdir(parents=True)
     copier_yml = (v1 / "copier.yml").read_text(encoding="utf-8")
     copier_yml = copier_yml.replace('default: "1.0.0"', 'default: "2.0.0"').replace(
         "_migrations: []",
@@ -63,24 +63,35 @@ def add_v2(template: Path) -> Path:
     )
     (v2 / "copier.yml").write_text(copier_yml, encoding="utf-8")
     (v2 / "migrations" / "2.0.0.py").write_text(V2_MIGRATION, encoding="utf-8")
-    readme = (v1 / "project" / "README.md.jinja").read_text(encoding="utf-8")
-    readme = readme.replace(
-        "before the checklist is approved.", "before the checklist is approved and still valid."
-    ).replace(
-        "## What is where",
-        "## Reporting\n\nPut model cards and fairness reports in `reports/`.\n\n## What is where",
-    )
-    (v2 / "project" / "README.md.jinja").write_text(readme, encoding="utf-8")
+    for name in (
+        "README.md.jinja",
+        "case.yaml.jinja",
+        "dvc.yaml.jinja",
+        "tests/test_pipeline.py.jinja",
+    ):
+        text = (v1 / "project" / name).read_text(encoding="utf-8")
+        text = text.replace("data/synthetic", "data/examples")
+        if name == "README.md.jinja":
+            text = text.replace(
+                "before the checklist is approved.",
+                "before the checklist is approved and still valid.",
+            ).replace(
+                "## What is where",
+                "## Reporting\n\nPut model cards and fairness reports in `reports/`.\n\n## What is where",
+            )
+        (v2 / "project" / name).parent.mkdir(parents=True, exist_ok=True)
+        (v2 / "project" / name).write_text(text, encoding="utf-8")
     params = (v1 / "project" / "params.yaml").read_text(encoding="utf-8")
     (v2 / "project" / "params.yaml").write_text(
         params + "report:\n  title: Bevindingen\n", encoding="utf-8"
     )
+    (v2 / "project" / "data" / "examples").mkdir(parents=True)
     shutil.copy2(
-        v1 / "project" / "gx" / "expectations" / "example.json",
-        v2 / "project" / "gx" / "suites" / "example.json",
+        v1 / "project" / "data" / "synthetic" / "example.csv",
+        v2 / "project" / "data" / "examples" / "example.csv",
     )
     (v2 / "REMOVED").write_text(
-        "# moved to gx/suites/\nproject/gx/expectations\n", encoding="utf-8"
+        "# moved to data/examples/\nproject/data/synthetic\n", encoding="utf-8"
     )
     return template
 

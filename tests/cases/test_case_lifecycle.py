@@ -73,6 +73,11 @@ def test_new_case_is_a_ready_repository_whose_tests_and_pipeline_run(cli, tmp_pa
     assert metrics["inspections"] == 19 and metrics["suppressed_groups"] == 2
     assert (case / "dvc.lock").is_file()
     assert "data/processed" not in git(case, "status", "--porcelain")  # outputs ignored
+    # raw data stays out of git, the .dvc pointer files that DVC writes do not
+    ignored = _run(
+        ["git", "check-ignore", "data/raw/inspecties.csv", "data/raw/inspecties.csv.dvc"], case
+    )
+    assert ignored.stdout.split() == ["data/raw/inspecties.csv"]
 
 
 def _edit_and_commit(case):
@@ -82,7 +87,7 @@ def _edit_and_commit(case):
     )
     pipeline = case / "src" / "bridge_check" / "pipeline.py"
     pipeline.write_text(pipeline.read_text() + "\n# local helper kept across template updates\n")
-    (case / "gx" / "expectations" / "inspecties.json").write_text('{"name": "inspecties"}\n')
+    (case / "data" / "synthetic" / "extra_sample.csv").write_text("inspectie_id;sector\n1;bouw\n")
     git(case, "add", "-A")
     # The idsp PII hook needs `idsp data scan`; hooks have their own test.
     git(case, "commit", "-q", "--no-verify", "-m", "local edits")
@@ -117,21 +122,27 @@ def test_update_keeps_local_edits_applies_the_template_and_runs_the_migration(
     assert "# local helper kept" in (case / "src/bridge_check/pipeline.py").read_text()
     assert "## Reporting" in (case / "README.md").read_text()
     assert "title: Bevindingen" in (case / "params.yaml").read_text()
-    # the migration moved the case's own suite; the template moved its own
-    assert (case / "gx/suites/inspecties.json").is_file()
-    assert (case / "gx/suites/example.json").is_file()
-    assert not (case / "gx/expectations").exists()
+    # the template moved its example data and the paths that name it; the migration
+    # moved the case's own file along
+    assert (case / "data/examples/example.csv").is_file()
+    assert (case / "data/examples/extra_sample.csv").is_file()
+    assert not (case / "data/synthetic").exists()
+    assert "path: data/examples/example.csv" in spec
+    assert "data/examples/example.csv" in (case / "dvc.yaml").read_text()
     assert yaml.safe_load((case / ".copier-answers.yml").read_text())["_commit"] == "v2.0.0"
     assert {"README.md", "case.yaml", "params.yaml"} <= set(result["changed"])
 
     code, out, _ = cli("case", "status", str(dest), "--json", "--no-runs")
     assert json.loads(out)["cases"][0]["behind"] is False
 
-    # the updated case still passes its own tests
+    # the updated case still passes its own tests, and its pipeline runs on the moved data
     proc = _run(
         [sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider"], case
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _run([sys.executable, "-m", "dvc", "repro"], case)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((case / "reports" / "metrics.json").read_text())["inspections"] == 19
 
 
 def test_update_marks_conflicts_and_refuses_a_dirty_case(cli, tmp_path, template_copy, monkeypatch):

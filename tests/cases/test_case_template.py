@@ -40,12 +40,12 @@ def test_materialise_tags_every_version_in_order(template_copy, tmp_path):
     tags = subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True).stdout.split()
     assert tags == ["v1.0.0", "v2.0.0"]
     # The REMOVED list of 2.0.0 took the old folder away; 1.0.0 still has it.
-    assert not (repo / "project/gx/expectations").exists()
-    assert (repo / "project/gx/suites/example.json").is_file()
+    assert not (repo / "project/data/synthetic").exists()
+    assert (repo / "project/data/examples/example.csv").is_file()
     old = subprocess.run(
         ["git", "ls-tree", "-r", "--name-only", "v1.0.0"], cwd=repo, capture_output=True, text=True
     ).stdout
-    assert "project/gx/expectations/example.json" in old
+    assert "project/data/synthetic/example.csv" in old
     assert newest_version(template_copy) == "2.0.0"
     assert migrations_between("1.0.0", "2.0.0", template_copy) == [
         "2.0.0: python migrations/2.0.0.py"
@@ -141,7 +141,7 @@ def test_every_combination_renders_clean(
     for required in (
         "README.md", "dvc.yaml", "params.yaml", "jupytext.toml", ".pre-commit-config.yaml",
         ".gitignore", ".dvcignore", "src/bridge_check/pipeline.py", "tests/test_pipeline.py",
-        "notebooks/01_explore.py", "notebooks/01_explore.ipynb", "gx/expectations/example.json",
+        "notebooks/01_explore.py", "notebooks/01_explore.ipynb", "gx/example.json",
         "ethics/README.md", ".copier-answers.yml",
     ):  # fmt: skip
         assert (dst / required).is_file(), required

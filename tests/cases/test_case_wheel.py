@@ -70,7 +70,7 @@ def test_wheel_finds_its_own_template_and_makes_and_updates_a_case(wheel_site, t
     case = Path(json.loads(made.stdout)["path"])
     assert (case / "case.yaml").is_file()
 
-    (case / "gx" / "expectations" / "mine.json").write_text('{"name": "mine"}\n')
+    (case / "data" / "synthetic" / "mine.csv").write_text("sector;aantal\nbouw;3\n")
     git(case, "add", "-A")
     git(case, "commit", "-q", "--no-verify", "-m", "my suite")
 
@@ -78,8 +78,8 @@ def test_wheel_finds_its_own_template_and_makes_and_updates_a_case(wheel_site, t
     updated = _idsp(wheel_site, case, "case", "update", "--json", IDSP_HOME=str(home))
     assert updated.returncode == 0, updated.stdout + updated.stderr
     result = json.loads(updated.stdout)  # the migration's own output went to stderr
-    assert "moved gx/expectations/mine.json" in updated.stderr
-    assert (case / "gx" / "suites" / "mine.json").is_file()
+    assert "moved data/synthetic/mine.csv" in updated.stderr
+    assert (case / "data" / "examples" / "mine.csv").is_file()
     assert (result["from_version"], result["to_version"], result["conflicts"]) == (
         "1.0.0",
         "2.0.0",
