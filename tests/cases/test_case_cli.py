@@ -179,3 +179,41 @@ def test_index_writes_are_atomic_and_keep_other_cases(tmp_path, idsp_home):
     leftovers = [p.name for p in index_path().parent.iterdir()]
     assert sorted(leftovers) == ["index.yaml", "index.yaml.lock"]
     assert ZAAK  # the shared example zaaknummer stays in one place
+
+
+def test_interactive_new_asks_each_question_and_asks_again_after_a_bad_answer(
+    cli, tmp_path, monkeypatch
+):
+    import io
+
+    from idsp import case_projects
+
+    made = {}
+
+    def recording_new_case(name, answers, **kw):  # stands in for the slow git/DVC part
+        made.update(answers)
+        return case_projects.NewCase(name, tmp_path / name, "1.0.0", "remote", tmp_path, "none")
+
+    monkeypatch.setattr(case_projects, "new_case", recording_new_case)
+    replies = [
+        "Bruggen",  # title
+        "ILT-26-1",  # zaaknummer: refused, asked again
+        "ILT-2026-000777",
+        "ILT,RDI",  # inspectorates
+        "Jan Jansen",  # project lead
+        "ce_markering",  # case type
+        "y",  # personal data
+        "companies",  # risk profiling
+        "inspecties",  # data sources
+    ]
+    stdin = io.StringIO("\n".join(replies) + "\n")
+    stdin.isatty = lambda: True
+    monkeypatch.setattr("sys.stdin", stdin)
+    code, out, err = cli("case", "new", "bridge-check")
+    assert code == 0, err
+    assert "CODE-YYYY-NNNNNN" in err  # the refusal was shown, then the question again
+    assert made["zaaknummer"] == "ILT-2026-000777"
+    assert made["inspectorates"] == ["ILT", "RDI"]
+    assert made["case_type"] == "ce_markering" and made["personal_data"] is True
+    assert (made["title"], made["project_lead"]) == ("Bruggen", "Jan Jansen")
+    assert made["risk_profiling"] == "companies" and made["data_sources"] == "inspecties"
