@@ -210,11 +210,25 @@ def item_problems(case, defn: ChecklistDefinition, answers: Answers) -> list[str
     problems = []
     for item in defn.items:
         answer = answers.answers.get(item.key)
-        problems.extend(_item_problems(case, item, answer))
+        problems.extend(_item_problems(case, item, answer, defn, answers))
     return problems
 
 
-def _item_problems(case, item: ChecklistItem, answer: Answer | None) -> list[str]:
+def justification_problem(item: ChecklistItem, answer: Answer | None) -> str | None:
+    """Why ``answer`` is not (yet) a justification entry for a failed metric check, or None."""
+    label = f"{item.key} ({item.title})"
+    if answer is None or answer.value in (None, ""):
+        return f"answer item {label} with the justification"
+    if item.pass_values and answer.value not in item.pass_values:
+        return f"item {label} is answered {answer.value!r}; a justification needs one of {', '.join(item.pass_values)}"
+    if not answer.rationale.strip():
+        return f"item {label} needs a rationale"
+    if item.required_evidence and not answer.evidence:
+        return f"item {label} needs evidence ({', '.join(item.required_evidence)})"
+    return None
+
+
+def _item_problems(case, item: ChecklistItem, answer: Answer | None, defn=None, answers=None) -> list[str]:
     label = f"{item.key} ({item.title})"
     if answer is None or answer.value in (None, ""):
         return [f"blocking item {label} is not answered (responsible: {item.responsible_role})"] if item.blocking else []
@@ -241,7 +255,13 @@ def _item_problems(case, item: ChecklistItem, answer: Answer | None) -> list[str
             out.append(f"blocking item {label} is {value}, above the maximum {item.maximum:g}")
     elif item.answer_type == "metric_check" and item.metric is not None:
         result = evaluate_metric(case, item.metric)
-        if not result.ok:
+        target = defn.item(item.metric.justify_with) if defn is not None and item.metric.justify_with else None
+        if not result.ok and target is not None and result.value is not None:
+            # A review trigger: the failure is allowed once a justification entry stands.
+            why = justification_problem(target, answers.answers.get(target.key) if answers else None)
+            if why:
+                out.append(f"metric check {label} triggers a justification: {result.detail}; {why}")
+        elif not result.ok:
             out.append(f"metric check {label} fails: {result.detail}")
     return out
 

@@ -20,7 +20,7 @@ import re
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -84,6 +84,19 @@ class MetricCheck(_Frozen):
     op: Literal[">=", ">", "<=", "<", "==", "!="] = ">="
     threshold: float
     explanation: str = ""
+    justify_with: str | None = Field(
+        None,
+        description="key of a checklist item that must hold a justification (answered with one of its "
+        "pass values, with rationale and evidence) when this check fails; None = a failure blocks",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_justification(self, handler):
+        # Left out when unset, so checklists written before the field existed keep their hash.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("justify_with") is None:
+            data.pop("justify_with", None)
+        return data
 
 
 class CatalogueItem(_Frozen):
@@ -220,6 +233,10 @@ class ChecklistDefinition(_Frozen):
             if item.key in seen:
                 raise ValueError(f"item key {item.key!r} appears twice")
             seen.add(item.key)
+        for item in self.items:
+            target = item.metric.justify_with if item.metric else None
+            if target is not None and target not in seen:
+                raise ValueError(f"item {item.key}: metric.justify_with names {target!r}, which is not an item")
         return self
 
     def item(self, key: str) -> ChecklistItem | None:

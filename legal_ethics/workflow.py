@@ -76,47 +76,73 @@ def answer(
     case, key: str, value: Any = None, *, rationale: str = "", evidence: list[str] | tuple[str, ...] = (),
     actor: str | None = None, now: datetime | None = None, config=None,
 ) -> Answer:
+    """Answer one item (see ``answer_many``)."""
+    entry = {"key": key, "value": value, "rationale": rationale, "evidence": list(evidence)}
+    return answer_many(case, [entry], actor=actor, now=now, config=config)[0]
+
+
+def answer_many(
+    case, entries: list[dict[str, Any]], *, actor: str | None = None, now: datetime | None = None, config=None,
+) -> list[Answer]:
+    """Answer several items at once: all or nothing, one write, one audit entry.
+
+    Each entry is ``{key, value, rationale, evidence: [paths]}``; a metric check takes no
+    value (it is read from its artefact, which becomes evidence).
+    """
     actor = actor or current_user()
     with locked(checklist.lock_path(case)):
         defn = checklist.load_definition(case)
-        item = defn.item(key)
-        if item is None:
-            raise UserError(
-                f"there is no item {key!r} in this checklist", where=str(checklist.checklist_path(case)),
-                fix="See the keys with `idsp ethics status --items`",
-            )
-        evs = []
-        root = Path(case.root).resolve()
-        paths = list(evidence)
-        if item.answer_type == "metric_check":
-            if value is not None:
-                raise UserError("a metric check takes no value", where=f"item {key}",
-                                fix=f"Run `idsp ethics answer {key}`; the value is read from {item.metric.artifact}")
-            result = checklist.evaluate_metric(case, item.metric)
-            if result.value is None:
-                raise UserError(result.detail, where=f"item {key}", fix="Produce the artefact, then answer again")
-            value = result.value
-            rationale = rationale or result.detail
-            paths = [item.metric.artifact, *paths]
-        elif value is None:
-            raise UserError("no answer given", where=f"item {key}", fix="Give the answer as the second argument")
-        else:
-            value = parse_value(item, value)
-        for raw in dict.fromkeys(paths):
-            path = (Path(case.root) / raw).resolve() if not Path(raw).is_absolute() else Path(raw).resolve()
-            if not path.is_file():
-                raise UserError("evidence file not found", where=str(raw), fix="Give a file inside the case folder")
-            if root not in path.parents:
-                raise UserError("evidence must be inside the case folder, so reviewers can open it",
-                                where=str(raw), fix="Copy it into the case (e.g. docs/ or reports/) first")
-            evs.append(Evidence(path=str(path.relative_to(root)), sha256=sha256_file(path)))
-        ans = Answer(key=key, value=value, rationale=rationale, author=actor, at=_now(now), evidence=tuple(evs))
+        made = [_make_answer(case, defn, entry, actor=actor, at=_now(now)) for entry in entries]
         answers = checklist.load_answers(case)
-        updated = answers.model_copy(update={"answers": {**answers.answers, key: ans}})
+        updated = answers.model_copy(update={"answers": {**answers.answers, **{a.key: a for a in made}}})
         checklist.save(case, checklist.ANSWERS_FILE, updated)
-    audit.append("answered", actor=actor, case_id=case.id, config=config, key=key, value=value,
-                 evidence={e.path: e.sha256 for e in evs})
-    return ans
+    audit.append(
+        "answered", actor=actor, case_id=case.id, config=config,
+        answers={a.key: a.value for a in made},
+        evidence={e.path: e.sha256 for a in made for e in a.evidence},
+    )
+    return made
+
+
+def _make_answer(case, defn, entry: dict[str, Any], *, actor: str, at: datetime) -> Answer:
+    unknown = set(entry) - {"key", "value", "rationale", "evidence"}
+    if unknown or "key" not in entry:
+        raise UserError(f"an answer has keys {sorted(entry)}", where="answers",
+                        fix="Give key, value, rationale and evidence only")
+    key, value = str(entry["key"]), entry.get("value")
+    rationale = str(entry.get("rationale") or "")
+    item = defn.item(key)
+    if item is None:
+        raise UserError(
+            f"there is no item {key!r} in this checklist", where=str(checklist.checklist_path(case)),
+            fix="See the keys with `idsp ethics status --items`",
+        )
+    paths = [str(p) for p in entry.get("evidence") or []]
+    if item.answer_type == "metric_check":
+        if value is not None:
+            raise UserError("a metric check takes no value", where=f"item {key}",
+                            fix=f"Run `idsp ethics answer {key}`; the value is read from {item.metric.artifact}")
+        result = checklist.evaluate_metric(case, item.metric)
+        if result.value is None:
+            raise UserError(result.detail, where=f"item {key}", fix="Produce the artefact, then answer again")
+        value = result.value
+        rationale = rationale or result.detail
+        paths = [item.metric.artifact, *paths]
+    elif value is None:
+        raise UserError("no answer given", where=f"item {key}", fix="Give the answer as the second argument")
+    else:
+        value = parse_value(item, value)
+    root = Path(case.root).resolve()
+    evs = []
+    for raw in dict.fromkeys(paths):
+        path = (root / raw).resolve() if not Path(raw).is_absolute() else Path(raw).resolve()
+        if not path.is_file():
+            raise UserError("evidence file not found", where=str(raw), fix="Give a file inside the case folder")
+        if root not in path.parents:
+            raise UserError("evidence must be inside the case folder, so reviewers can open it",
+                            where=str(raw), fix="Copy it into the case (e.g. docs/ or reports/) first")
+        evs.append(Evidence(path=str(path.relative_to(root)), sha256=sha256_file(path)))
+    return Answer(key=key, value=value, rationale=rationale, author=actor, at=at, evidence=tuple(evs))
 
 
 def submit(case, *, actor: str | None = None, note: str = "", now: datetime | None = None, config=None) -> Submission:

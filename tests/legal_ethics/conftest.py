@@ -89,12 +89,12 @@ EVIDENCE = {
 
 def answer_all(case: Case, actor: str = "pim", only_blocking: bool = False) -> None:
     defn = checklist.load_definition(case)
-    for item in defn.items:
-        if only_blocking and not item.blocking:
-            continue
-        evidence = [EVIDENCE[e] for e in item.required_evidence]
-        value = passing_value(item)
-        workflow.answer(case, item.key, value, rationale="Zie bewijs.", evidence=evidence, actor=actor)
+    entries = [
+        {"key": item.key, "value": passing_value(item), "rationale": "Zie bewijs.",
+         "evidence": [EVIDENCE[e] for e in item.required_evidence]}
+        for item in defn.items if item.blocking or not only_blocking
+    ]
+    workflow.answer_many(case, entries, actor=actor)
 
 
 def approve_all(case: Case, keys: dict[str, Path], people=("alice", "bob", "carol")) -> list:

@@ -129,6 +129,23 @@ def test_unknown_item_and_bad_value_exit_2(cli, cli_case):
     assert code == 2 and "Answer one of: voldaan, deels, niet_voldaan, nvt" in err
 
 
+def test_answers_from_a_file_all_or_nothing(cli, cli_case, tmp_path):
+    cli("ethics", "init")
+    good = {"ak.grw-02": {"value": "voldaan", "rationale": "Getoetst.", "evidence": ["docs/rechtvaardiging.md"]},
+            "iama.1.3.1": {"value": "nee"}}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(good))
+    code, out, err = cli("ethics", "answer", "--from", str(tmp_path / "a.yaml"), "--json")
+    assert code == 0, err
+    assert [a["key"] for a in json.loads(out)] == ["ak.grw-02", "iama.1.3.1"]
+    bad = {"ak.grw-01": {"value": "voldaan"}, "ak.grw-02": {"value": "misschien"}}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(bad))
+    code, _, err = cli("ethics", "answer", "--from", str(tmp_path / "b.yaml"))
+    assert code == 2 and "misschien" in err
+    code, out, _ = cli("ethics", "status", "--items", "--json")
+    answers = {i["key"]: i["answer"] for i in json.loads(out)["items"]}
+    assert answers["ak.grw-01"] is None and answers["ak.grw-02"] == "voldaan"  # nothing of the bad file written
+
+
 def test_export_register(cli, cli_case, tmp_path):
     cli("ethics", "init")
     code, _, err = cli("ethics", "export-register", "--out", str(tmp_path / "e.json"))

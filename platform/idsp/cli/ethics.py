@@ -120,21 +120,34 @@ def status(items: bool = typer.Option(False, "--items", help="List every item wi
 
 @app.command("answer")
 def answer(
-    key: str = typer.Argument(..., help="Item key, e.g. ak.grw-02 (see `idsp ethics status --items`)."),
+    key: str = typer.Argument(None, help="Item key, e.g. ak.grw-02 (see `idsp ethics status --items`)."),
     value: str = typer.Argument(None, help="The answer; omit for a metric check (read from its artefact)."),
     rationale: str = typer.Option("", "--rationale", "-r", help="Why; required for nvt and deels."),
     evidence: list[Path] = typer.Option([], "--evidence", "-e", help="Evidence file inside the case (repeatable)."),
+    from_file: Path = typer.Option(None, "--from", help="YAML with many answers: KEY: {value, rationale, evidence: [..]}."),
     case: Path = CASE_OPTION, as_json: bool = JSON_OPTION,
 ) -> None:
-    """Answer one item; evidence files are hashed (sha256) and bound to the answer."""
+    """Answer items; evidence files are hashed (sha256) and bound to the answer."""
+    from idsp.errors import UserError
     from legal_ethics import workflow
+    from legal_ethics.storage import read_yaml
 
     c = _case(case)
-    ans = workflow.answer(c, key, value, rationale=rationale, evidence=[str(e) for e in evidence])
-    if as_json:
-        print_json(ans.model_dump(mode="json"))
+    if (from_file is None) == (key is None):
+        raise UserError("give either KEY [VALUE] or --from FILE", fix="See `idsp ethics answer --help`")
+    if from_file is not None:
+        data = read_yaml(from_file, what="answers file", fix="Write KEY: {value: ..., rationale: ..., evidence: [...]}")
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise UserError("the answers file must map item keys to {value, rationale, evidence}", where=str(from_file))
+        made = workflow.answer_many(c, [{"key": k, **v} for k, v in data.items()])
     else:
-        console().print(f"{key} = {ans.value!r} by {ans.author}" + (f", {len(ans.evidence)} evidence file(s)" if ans.evidence else ""), highlight=False)
+        made = [workflow.answer(c, key, value, rationale=rationale, evidence=[str(e) for e in evidence])]
+    if as_json:
+        print_json([a.model_dump(mode="json") for a in made] if from_file else made[0].model_dump(mode="json"))
+        return
+    for ans in made:
+        extra = f", {len(ans.evidence)} evidence file(s)" if ans.evidence else ""
+        console().print(f"{ans.key} = {ans.value!r} by {ans.author}{extra}", highlight=False)
 
 
 @app.command("submit")
