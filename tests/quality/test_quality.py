@@ -119,7 +119,7 @@ def test_a_dataframe_with_a_personal_column_declared(tmp_path):
     regex = next(o for o in result.failed if o.type == "expect_column_values_to_match_regex")
     assert regex.examples == ("**",) and regex.examples_masked
     assert result.json_path is None  # no case, no output folder: nothing written
-    assert result.data_fingerprint.startswith("pandas:")
+    assert result.data_fingerprint.startswith("pandas-gx-md5:")
 
 
 def test_suite_errors_name_the_file_and_the_fix(tmp_path):
