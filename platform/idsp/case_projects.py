@@ -78,6 +78,7 @@ def new_case(
 ) -> NewCase:
     """Make a case project from the newest template; ``answers`` come from ``resolve_answers``."""
     import copier
+    from copier.errors import CopierError
 
     cfg = config_or_default(cfg)
     parent = Path(dest).expanduser() if dest else cfg.path("cases_root")
@@ -139,13 +140,31 @@ def new_case(
         result.steps.append("pre-commit hooks installed")
         record_in_index(_index_entry(case, version), cfg)
         result.steps.append(f"added to the case index {result.index}")
+    except CopierError as exc:
+        _remove_half_made(target, parent if made_parent else None)
+        raise UserError(
+            f"rendering template {version} failed ({_copier_reason(exc)}); nothing was kept",
+            where=str(target),
+            fix="Report this to the platform team",
+        ) from None
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        if made_parent:
-            with contextlib.suppress(OSError):
-                parent.rmdir()
+        _remove_half_made(target, parent if made_parent else None)
         raise
     return result
+
+
+def _remove_half_made(target: Path, parent: Path | None) -> None:
+    shutil.rmtree(target, ignore_errors=True)
+    if parent is not None:
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+
+
+def _copier_reason(exc: Exception) -> str:
+    if isinstance(exc, subprocess.CalledProcessError):  # a task or migration script failed
+        command = exc.cmd if isinstance(exc.cmd, str) else " ".join(map(str, exc.cmd))
+        return f"`{command}` exited with {exc.returncode}"
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def check_target_free(name: str, target: Path, cfg=None) -> None:
@@ -319,17 +338,27 @@ def update_case(
     progress(f"merging template {current} -> {target}")
     # copier finds the template through the answers file's relative `_src_path`, which
     # template_source() makes resolve by working from its temporary folder.
-    with template_source(root), _child_output_to_stderr():
-        copier.run_update(
-            case.root,
-            vcs_ref=f"v{target}",
-            defaults=True,
-            overwrite=True,
-            unsafe=True,  # our own template: its migrations are trusted code
-            quiet=True,
-            skip_answered=True,
-            conflict="inline",
-        )
+    from copier.errors import CopierError
+
+    try:
+        with template_source(root), _child_output_to_stderr():
+            copier.run_update(
+                case.root,
+                vcs_ref=f"v{target}",
+                defaults=True,
+                overwrite=True,
+                unsafe=True,  # our own template: its migrations are trusted code
+                quiet=True,
+                skip_answered=True,
+                conflict="inline",
+            )
+    except CopierError as exc:
+        raise UserError(
+            f"the update to template {target} failed half-way ({_copier_reason(exc)})",
+            where=str(case.root),
+            fix="Your committed work is safe: undo the half-applied update with "
+            "`git checkout -- . && git clean -fd`, and report this to the platform team",
+        ) from None
     result.changed = _changed_files(case.root)
     result.conflicts = _conflicted(case.root, result.changed)
     with contextlib.suppress(CaseError):

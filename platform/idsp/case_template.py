@@ -132,7 +132,13 @@ def materialise(target: Path, root: Path | None = None) -> list[TemplateVersion]
                 rel = line.strip()
                 if not rel or rel.startswith("#"):
                     continue
-                victim = target / rel
+                victim = (target / rel).resolve()
+                if not victim.is_relative_to(target.resolve()) or victim == target.resolve():
+                    raise UserError(
+                        f"REMOVED names a path outside the template: {rel!r}",
+                        where=str(removed),
+                        fix="List paths inside the template, e.g. project/old_file.md",
+                    )
                 if victim.is_dir():
                     shutil.rmtree(victim)
                 else:
@@ -196,18 +202,26 @@ def questions(root: Path | None = None) -> list[Question]:
     return out
 
 
-def _newest_with_copier_yml(root: Path | None) -> Path:
+def _newest_with_copier_yml(root: Path | None, upto: str | None = None) -> Path:
+    """The layer whose copier.yml is in force at version ``upto`` (default: the newest)."""
+    from packaging.version import Version
+
     for tv in reversed(template_versions(root)):
+        if upto is not None and Version(tv.version) > Version(upto):
+            continue
         if (tv.path / "copier.yml").is_file():
             return tv.path
     raise UserError("no copier.yml in any template version", where=str(root or template_root()))
 
 
 def migrations_between(old: str, new: str, root: Path | None = None) -> list[str]:
-    """Migrations copier will run going from ``old`` to ``new``: their version and command."""
+    """Migrations copier will run going from ``old`` to ``new``: their version and command.
+
+    copier reads them from the copier.yml of the version it goes to.
+    """
     from packaging.version import Version
 
-    layer = _newest_with_copier_yml(root)
+    layer = _newest_with_copier_yml(root, upto=new)
     raw = yaml.safe_load((layer / "copier.yml").read_text(encoding="utf-8")) or {}
     found = []
     for mig in raw.get("_migrations") or []:

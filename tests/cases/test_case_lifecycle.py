@@ -234,3 +234,22 @@ def test_precommit_blocks_secrets_identifiers_and_strips_notebooks(cli, tmp_path
     assert "contacts.csv" in proc.stdout
     proc = _run([*hook, "data/synthetic/counts.csv"], case)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_failing_migration_is_reported_and_can_be_undone(
+    cli, tmp_path, template_copy, monkeypatch
+):
+    monkeypatch.setenv("IDSP_CASE_TEMPLATE", str(template_copy))
+    dest = tmp_path / "cases"
+    assert cli(*new_args("bridge-check", dest))[0] == 0
+    case = dest / "bridge-check"
+    add_v2(template_copy)
+    (template_copy / "versions/2.0.0/migrations/2.0.0.py").write_text("raise SystemExit(3)\n")
+
+    code, out, err = cli("case", "update", str(case))
+    assert code == 2, out + err
+    assert "failed half-way" in err and "exited with 3" in err and "Traceback" not in err
+    # the advice in the message gets the case back to where it was
+    subprocess.run("git checkout -- . && git clean -fdq", shell=True, cwd=case, check=True)
+    assert git(case, "status", "--porcelain") == ""
+    assert yaml.safe_load((case / ".copier-answers.yml").read_text())["_commit"] == "v1.0.0"

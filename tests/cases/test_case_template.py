@@ -51,6 +51,7 @@ def test_materialise_tags_every_version_in_order(template_copy, tmp_path):
         "2.0.0: python migrations/2.0.0.py"
     ]
     assert migrations_between("2.0.0", "2.0.0", template_copy) == []
+    assert migrations_between("1.0.0", "1.0.0", template_copy) == []
 
 
 def test_a_layer_that_is_not_a_version_is_refused(template_copy):
