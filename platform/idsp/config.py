@@ -118,7 +118,7 @@ class Hub(_Section):
     homes_root: Path = Field(Path("/home"), description="parent of the private homes of hub users")
     hub_port: int = Field(8081, ge=1, le=65535, description="internal port of the hub itself")
     proxy_api_port: int = Field(8001, ge=1, le=65535, description="configurable-http-proxy API")
-    spawn_timeout_seconds: int = Field(60, ge=5, le=600)
+    spawn_timeout_seconds: int = Field(120, ge=5, le=600)
     open_interpreter_path: bool = Field(
         True, description="add the search bit (o+x) to folders above Python that user servers need"
     )

@@ -51,6 +51,7 @@ class RunningHub:
 
     def start(self, timeout: float = 180) -> None:
         t0 = time.monotonic()
+        offset = self.output.stat().st_size if self.output.exists() else 0
         self.proc = subprocess.Popen(
             [IDSP, "hub", "up"],
             env=self.env,
@@ -62,11 +63,25 @@ class RunningHub:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"idsp hub up exited {self.proc.returncode}:\n{self.log()}")
-            if "MLflow tracking" in self.output.read_text(errors="replace").split("IDSP hub is up")[-1]:
+            new = self.output.read_bytes()[offset:].decode(errors="replace")
+            if "IDSP hub is up" in new:
                 self.start_seconds = time.monotonic() - t0
                 return
             time.sleep(0.2)
         raise AssertionError(f"hub not up after {timeout} s:\n{self.log()}")
+
+    def wait_tracking(self, timeout: float = 180) -> None:
+        """MLflow starts beside the hub and takes longer; tests that need it wait here."""
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.env['IDSP_TRACKING__PORT']}/health"
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"MLflow not up after {timeout} s:\n{self.log()}")
 
     def stop(self, timeout: float = 60) -> int:
         if self.proc is None or self.proc.poll() is not None:

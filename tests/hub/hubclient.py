@@ -9,7 +9,7 @@ import json
 import re
 import time
 import uuid
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import httpx
 import websocket
@@ -121,7 +121,7 @@ class HubUser:
         for cookie in self.http.cookies.jar:
             if cookie.name == "_xsrf" and cookie.path.startswith(f"/user/{self.name}"):
                 return {"X-XSRFToken": cookie.value}
-        r = self.http.get(f"/user/{self.name}/lab")  # sets the server's _xsrf cookie
+        self.http.get(f"/user/{self.name}/lab")  # sets the server's _xsrf cookie
         for cookie in self.http.cookies.jar:
             if cookie.name == "_xsrf" and cookie.path.startswith(f"/user/{self.name}"):
                 return {"X-XSRFToken": cookie.value}

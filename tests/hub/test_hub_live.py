@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import pwd
 import stat
-import time
 from pathlib import Path
 
 import psutil
@@ -19,6 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def alice(hub, admin):
     user = approved_user(hub, admin, "alice")
+    hub.wait_tracking()
     hub.spawn_seconds = user.spawn()
     return user
 
@@ -26,6 +25,7 @@ def alice(hub, admin):
 @pytest.fixture(scope="module")
 def bob(hub, admin):
     user = approved_user(hub, admin, "bob")
+    hub.wait_tracking()
     user.spawn()
     return user
 
@@ -168,8 +168,7 @@ def test_user_server_survives_a_hub_restart(hub, alice):
     assert not _service_processes(hub), "services outlived the hub"
     hub.start()
     alice.login()
-    r = alice.http.get("/user/alice/api/status", follow_redirects=True)
-    assert r.status_code == 200
+    alice._server_login()  # asserts the server answers through the restarted hub
     assert _server_pid(hub, "alice") == pid
     out = alice.run("print(6 * 7)")
     assert out["stdout"].strip() == "42"
@@ -200,6 +199,11 @@ def _service_processes(hub) -> list:
 
 
 def test_stopping_the_hub_stops_every_service_it_started(hub):
-    assert _service_processes(hub), "expected MLflow to be running"
-    time.sleep(0.1)
-    assert os.path.exists(hub.home / "hub" / "supervisor.pid")
+    assert _service_processes(hub), "expected MLflow and the culler to be running"
+    assert hub.stop() == 0
+    assert not _service_processes(hub), "services (or MLflow workers) outlived the hub"
+    import socket
+
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", int(hub.env["IDSP_HUB__PORT"]))) != 0, "proxy still up"
+    assert not (hub.home / "hub" / "supervisor.pid").exists()
