@@ -177,6 +177,11 @@ def test_precommit_blocks_secrets_identifiers_and_strips_notebooks(cli, tmp_path
     dest = tmp_path / "cases"
     assert cli(*new_args("hook-check", dest))[0] == 0
     case = dest / "hook-check"
+    # a fresh case passes its own hooks: nothing to strip, no secrets, no identifiers
+    proc = _run([sys.executable, "-m", "pre_commit", "run", "--all-files"], case)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert git(case, "status", "--porcelain") == ""
+
     (case / "src" / "hook_check" / "settings.py").write_text(
         'API_TOKEN = "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"\n'
     )
