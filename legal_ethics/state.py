@@ -208,10 +208,11 @@ def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistStat
         )
     with_expired = _match_roles(roles, candidates)
     status = "expired" if len(with_expired) == len(roles) else "in_review"
+    excluded = authors | {submission.by}
     for role in roles:
         if role not in matched:
-            registry_names = registry.with_role(role)
-            who = ", ".join(registry_names) if registry_names else "nobody in the registry holds it yet"
+            eligible = [u for u in registry.with_role(role) if u not in excluded]
+            who = ", ".join(eligible) if eligible else "nobody eligible in the registry holds it"
             reasons.append(
                 f"role {role_label(role)} has not signed (reviewers with this role: {who}); "
                 "a different person must sign each role"

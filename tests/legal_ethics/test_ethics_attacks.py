@@ -63,7 +63,8 @@ class TestFourEyes:
         st = state.evaluate(case)
         assert st.status == "in_review"
         assert any("pim answered items" in r and "four-eyes" in r for r in st.reasons)
-        assert "role Jurist has not signed" in _reasons(case)
+        # pim holds the jurist role too, but may not sign his own work: only alice is named.
+        assert "role Jurist has not signed (reviewers with this role: alice)" in _reasons(case)
 
     def test_submitter_cannot_approve(self, case, keys, kit):
         kit.answer_all(case, actor="dave", only_blocking=True)
