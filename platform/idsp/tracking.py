@@ -258,11 +258,24 @@ def _quality(case: Case, datasets: list[str]) -> tuple[dict[str, str], list[tupl
 # -- the server ------------------------------------------------------------------------------
 
 
+_ENV_OURS: set[str] = set()
+
+
 def _client_env(config) -> None:
-    """Short client retries: a dead server should be reported in seconds, not minutes."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(config.tracking.retries))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(math.ceil(config.tracking.timeout_seconds))))
+    """Short client retries: a dead server should be reported in seconds, not minutes.
+
+    MLflow reads these variables on every request; a value the user set before idsp did
+    is left alone, one idsp set follows the configuration in force.
+    """
+    wanted = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(config.tracking.retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(math.ceil(config.tracking.timeout_seconds))),
+    }
+    for key, value in wanted.items():
+        if key not in os.environ or key in _ENV_OURS:
+            os.environ[key] = value
+            _ENV_OURS.add(key)
 
 
 def tracking_uri(config) -> str:

@@ -73,7 +73,7 @@ def test_official_run_after_approval_carries_every_tag(approved_case, tracked):
         run.log_params({"C": 1.0, "features": "n_products,country"})
         run.log_metric("auc", 0.81)
         model = LogisticRegression().fit(X, y)
-        run.log_model(model, name="model")
+        run.log_model(model, name="model", pip_requirements=["scikit-learn"])  # no slow inference
         rng = np.random.default_rng(1)
         group = np.where(rng.random(400) < 0.5, "eenmanszaak", "bv")
         y_true = rng.integers(0, 2, 400)
