@@ -19,6 +19,7 @@ from legal_ethics import checklist, state
 from legal_ethics.reviewers import role_label
 from legal_ethics.schema import Answer, ChecklistItem
 
+DECISION_NL = {"approve": "goedkeuring", "reject": "afwijzing", "revoke": "intrekking"}
 STATUS_NL = {
     "none": "geen checklist", "draft": "concept", "in_review": "ter beoordeling", "approved": "goedgekeurd",
     "rejected": "afgewezen", "expired": "verlopen", "revoked": "ingetrokken",
@@ -75,7 +76,7 @@ def _signatures(v: View) -> list[dict[str, Any]]:
         p = verdict.payload
         rows.append({
             "id": verdict.decision.id,
-            "decision": p.get("decision", verdict.decision.decision),
+            "decision": DECISION_NL.get(str(p.get("decision")), str(p.get("decision"))),
             "role": role_label(str(p.get("role", verdict.decision.role))),
             "reviewer": p.get("reviewer", verdict.decision.reviewer),
             "at": str(p.get("at", ""))[:19].replace("T", " "),

@@ -81,7 +81,7 @@ def test_render_shows_what_a_jurist_needs(golden_case):
     text = render.render_markdown(render.view(golden_case, now=T0, generated_at=T0))
     for needle in (
         "urn:nl:ak:ver:grw-02", "Grondwet 1", "**Antwoord:** voldaan",
-        "docs/rechtvaardiging.md", "Inhoudshash (sha256)", "| approve | Jurist | alice |", "blokkerend",
+        "docs/rechtvaardiging.md", "Inhoudshash (sha256)", "| goedkeuring | Jurist | alice |", "blokkerend",
         "selection_rate.ratio", "Pre-scan DPIA",
     ):
         assert needle in text, needle
