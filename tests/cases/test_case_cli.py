@@ -157,6 +157,8 @@ def test_status_last_run_never_crashes(cli, tmp_path, monkeypatch, tracking, exp
         assert expected in shown
     if tracking is DeadTrackingServer:
         assert module.asked == 1  # a dead server is asked once, not once per case
+    code, out, _ = cli("case", "status", str(tmp_path / "fleet"))
+    assert code == 0 and expected in out
 
 
 def test_status_of_an_empty_folder(cli, tmp_path):

@@ -209,6 +209,9 @@ def status(
             version = f"[yellow]{version} (behind)[/]"
         table.add_row(case.id, version, case.checklist, _run_text(case), case.path)
     out.print(table)
+    notes = {c.last_run_note for c in cases if not c.last_run and " (" in c.last_run_note}
+    for note in sorted(notes):
+        out.print(f"last run: {note}", highlight=False, soft_wrap=True)
     behind = [c for c in cases if c.behind]
     if behind:
         out.print(
@@ -223,8 +226,14 @@ def status(
 def _run_text(case) -> str:
     run = case.last_run
     if not run:
-        return case.last_run_note
-    parts = [str(run.get(k)) for k in ("run_id", "start_time", "status") if run.get(k)]
+        # The reason in brackets can be long; it is printed once under the table.
+        return case.last_run_note.split(" (", 1)[0]
+    started = run.get("start_time")
+    if isinstance(started, int | float):  # MLflow gives milliseconds since the epoch
+        from datetime import UTC, datetime
+
+        started = datetime.fromtimestamp(started / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [str(p) for p in (run.get("run_id"), started, run.get("status")) if p]
     if run.get("official") is not None:
         parts.append("official" if run["official"] else "not official")
     return " ".join(parts) or str(run)
