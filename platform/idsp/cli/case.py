@@ -95,7 +95,13 @@ def new(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Make a case project: template, git, DVC with the platform remote, hooks, index."""
+    """Make a case project: template, git, DVC with the platform remote, hooks, index.
+
+    Answers (--data KEY=VALUE): title, zaaknummer (required), inspectorates (comma-separated),
+    project_lead, case_type, personal_data (yes/no), risk_profiling (none, companies,
+    natural_persons), data_sources (comma-separated). Missing answers are asked on a
+    terminal, or take their defaults with --defaults. Nothing is written until all are valid.
+    """
     from idsp import case_projects, case_template
 
     given = _parse_data(data)
