@@ -130,6 +130,8 @@ class Oidc(_Section):
     client_id: str = "idsp-hub"
     client_secret_ref: str = Field("idsp-oidc/client-secret", description="Secret name/key")
     groups_claim: str = "groups"
+    tenant_id: str | None = Field(None, description="Entra ID tenant (provider: entra)")
+    admin_groups: tuple[str, ...] = ("idsp-admins",)
 
 
 class S3(_Section):
@@ -148,6 +150,10 @@ class Kubernetes(_Section):
     s3: S3 = Field(default_factory=S3)
     postgres_secret_ref: str = Field("idsp-postgres", description="Secret with the DB URI")
     image: str = "quay.io/jupyter/scipy-notebook:2024-12-23"
+    mlflow_image: str = "ghcr.io/mlflow/mlflow:v3.1.1"
+    mlflow_secrets_ref: str = Field(
+        "idsp-mlflow", description="Secret with basic_auth.ini, admin-password, user-key"
+    )
 
 
 class Ethics(_Section):

@@ -37,6 +37,7 @@ GROUPS: list[tuple[str, str]] = [
     ("tracking", "tracking"),
     ("doctor", ""),
     ("hub", "hub"),
+    ("deploy", "deploy"),
 ]
 
 
