@@ -106,7 +106,7 @@ def prescan(spec) -> PrescanOutcome:
     def imply(key: str, why: str) -> None:
         if key not in answers:
             answers[key] = True
-            implied.append(f"{key} (from {why})")
+            implied.append(f"{key} (volgt uit {why})")
 
     if profile.risk_profiling == "natural_persons":
         imply("ap_profilering", "profile.risk_profiling = natural_persons")
@@ -118,42 +118,42 @@ def prescan(spec) -> PrescanOutcome:
     if profile.ai_act_risk == "high":
         imply("hoog_risico_ai", "profile.ai_act_risk = high")
     if profile.risk_profiling != "none" or profile.automated_decision:
-        imply("impactvol_algoritme", "risk profiling / automated decisions")
+        imply("impactvol_algoritme", "risicoprofilering of geautomatiseerde besluiten")
 
     because: list[str] = []
     ap = [k for k in PRESCAN_AP if answers.get(k)]
     edpb = [k for k in PRESCAN_EDPB if answers.get(k)]
     if not profile.personal_data:
         dpia = "niet_van_toepassing"
-        because.append("DPIA: no personal data (profile.personal_data = false)")
+        because.append("DPIA niet van toepassing: geen persoonsgegevens (profile.personal_data = false)")
     else:
         hits = []
         if answers.get("nieuwe_wetgeving"):
-            hits.append("new legislation")
+            hits.append("nieuwe wet- of regelgeving")
         if answers.get("risicoscore_boven_4"):
-            hits.append("risk score above 4")
+            hits.append("risicoscore hoger dan 4")
         if ap:
-            hits.append(f"AP list: {', '.join(k[3:] for k in ap)}")
+            hits.append(f"AP-lijst: {', '.join(k[3:] for k in ap)}")
         if len(edpb) >= 2:
-            hits.append(f"{len(edpb)} EDPB criteria: {', '.join(k[5:] for k in edpb)}")
+            hits.append(f"{len(edpb)} EDPB-criteria: {', '.join(k[5:] for k in edpb)}")
         if hits:
             dpia = "verplicht"
             because.append("DPIA verplicht: " + "; ".join(hits))
         elif len(edpb) == 1:
             dpia = "aanbevolen"
-            because.append(f"DPIA aanbevolen: exactly one EDPB criterion ({edpb[0][5:]})")
+            because.append(f"DPIA aanbevolen: precies één EDPB-criterium ({edpb[0][5:]})")
         else:
             dpia = "niet_nodig"
-            because.append("DPIA niet nodig: no pre-scan criterion applies")
+            because.append("DPIA niet nodig: geen criterium van de pre-scan is van toepassing")
     dtia = "verplicht" if answers.get("internationale_doorgifte_buiten_eer") and answers.get("doorgifte_scc_of_overig") else "niet_nodig"
     if dtia == "verplicht":
-        because.append("DTIA verplicht: transfer outside the EEA on SCCs or another mechanism")
+        because.append("DTIA verplicht: doorgifte buiten de EER op SCC's of een ander mechanisme")
     iama = "aanbevolen" if answers.get("hoog_risico_ai") or answers.get("impactvol_algoritme") else "niet_nodig"
     if iama == "aanbevolen":
-        because.append("IAMA aanbevolen: high-risk AI system or impactful algorithm")
+        because.append("IAMA aanbevolen: hoog-risico-AI-systeem of impactvol algoritme")
     kia = "aanbevolen" if answers.get("digitale_dienst") and answers.get("minderjarigen") else "niet_nodig"
     if kia == "aanbevolen":
-        because.append("KIA aanbevolen: digital service aimed at minors")
+        because.append("KIA aanbevolen: digitale dienst gericht op minderjarigen")
     return PrescanOutcome(dpia, dtia, iama, kia, tuple(because), answers, tuple(implied))
 
 
@@ -262,26 +262,26 @@ def _ak_requirement_applies(item: CatalogueItem, spec, outcome: PrescanOutcome) 
             return None
         if name == "avg-13" and outcome.dpia not in ("verplicht", "aanbevolen"):
             return None
-        return "personal data are processed (profile.personal_data)"
+        return "er worden persoonsgegevens verwerkt"
     if name.startswith("aia-"):
         if p.ai_act_risk == "not_ai":
             return None
         if name == "aia-00":
-            return "every algorithm must be checked against the AI Act prohibitions"
+            return "elk algoritme wordt getoetst aan de verboden praktijken van de AI-verordening"
         if name == "aia-01":
-            return "AI literacy applies to every AI system"
+            return "AI-geletterdheid geldt voor elk AI-systeem"
         label = _RISK_LABEL.get(p.ai_act_risk)
         groups = set(item.tags.ai_act)
         if p.ai_act_risk == "unknown":
             return None  # the classification item asks for the risk group first
         if label and label in groups:
-            return f"AI Act risk group {label} (profile.ai_act_risk = {p.ai_act_risk})"
+            return f"risicogroep AI-verordening: {label}"
         if name == "aia-28" and p.ai_act_risk in ("limited", "high"):
-            return "AI Act transparency obligations"
+            return "transparantieverplichtingen AI-verordening"
         return None
     if name == "bzk-01" and outcome.iama == "niet_nodig" and p.ai_act_risk != "high":
         return None
-    return "applies to every algorithm used for a public task"
+    return "geldt voor elk algoritme voor een publieke taak"
 
 
 def build_definition(case, *, today: date | None = None) -> ChecklistDefinition:
@@ -297,7 +297,7 @@ def build_definition(case, *, today: date | None = None) -> ChecklistDefinition:
         chosen.append(to_item(all_items[key], why=why, blocking=blocking, **over))
 
     # AI Act classification first: everything else depends on it.
-    add("aiact.classification", "the AI Act risk group decides which requirements apply", blocking=True,
+    add("aiact.classification", "de risicogroep bepaalt welke vereisten van de AI-verordening gelden", blocking=True,
         pass_values=tuple(o for o in all_items["aiact.classification"].options if o != "verboden"))
     for key, cat in all_items.items():
         if cat.instrument == "ak" and cat.kind == "requirement":
@@ -305,18 +305,18 @@ def build_definition(case, *, today: date | None = None) -> ChecklistDefinition:
             if why:
                 add(key, why, blocking=key in _BLOCKING_AK)
     for key in _DATA_MEASURES:
-        add(key, "measure about data and models, for every case")
+        add(key, "maatregel voor data en modellen, voor elke zaak")
     if p.personal_data:
         for key in _PERSONAL_MEASURES:
-            add(key, "personal data are processed", blocking=key == "ak.mtr.dat-04")
+            add(key, "er worden persoonsgegevens verwerkt", blocking=key == "ak.mtr.dat-04")
     if p.risk_profiling != "none":
-        who = "natural persons" if p.risk_profiling == "natural_persons" else \
-            "companies (sole traders are natural persons, so the same steps apply)"
+        who = "natuurlijke personen" if p.risk_profiling == "natural_persons" else \
+            "bedrijven (eenmanszaken zijn natuurlijke personen, dus dezelfde stappen gelden)"
         for key, cat in all_items.items():
             if cat.instrument == "profiling":
-                add(key, f"risk profiling of {who}", blocking=True, **_PROFILING_OVERRIDES.get(key, {}))
+                add(key, f"risicoprofilering van {who}", blocking=True, **_PROFILING_OVERRIDES.get(key, {}))
         for key in _PROFILING_MEASURES:
-            add(key, f"risk profiling of {who}")
+            add(key, f"risicoprofilering van {who}")
     if p.personal_data and outcome.dpia in ("verplicht", "aanbevolen"):
         for key, cat in all_items.items():
             if cat.instrument == "dpia":
@@ -326,11 +326,11 @@ def build_definition(case, *, today: date | None = None) -> ChecklistDefinition:
         for key, cat in all_items.items():
             if cat.instrument == "iama":
                 blocking = key == "iama.1.3.1"
-                add(key, "pre-scan: IAMA aanbevolen (high-risk AI or impactful algorithm)", blocking=blocking,
+                add(key, "pre-scan: IAMA aanbevolen (hoog-risico-AI of impactvol algoritme)", blocking=blocking,
                     expected=False if blocking else None)
     for key, cat in all_items.items():
         if cat.instrument == "ds-ethics":
-            add(key, "data-science ethics, for every case")
+            add(key, "data-science-ethiek, voor elke zaak")
 
     extra, extra_roles = _case_type_contribution(spec)
     for item in extra:

@@ -40,7 +40,7 @@ def test_prescan_other_instruments_and_explanations():
         "internationale_doorgifte_buiten_eer": True, "doorgifte_scc_of_overig": True,
         "digitale_dienst": True, "minderjarigen": True}))
     assert (out.dtia, out.iama, out.kia) == ("verplicht", "aanbevolen", "aanbevolen")
-    assert "hoog_risico_ai (from profile.ai_act_risk = high)" in out.implied
+    assert "hoog_risico_ai (volgt uit profile.ai_act_risk = high)" in out.implied
     assert any(b.startswith("IAMA aanbevolen") for b in out.because)
 
 
@@ -146,3 +146,47 @@ def test_metric_check_with_missing_path_says_what_is_missing(ce_case):
     (ce_case.root / "reports" / "fairness.json").write_text('{"other": 1}')
     with pytest.raises(UserError, match="has no selection_rate.ratio"):
         workflow.answer(ce_case, "ce.fairness-ratio", actor="pim")
+
+
+def triggered_items(spec):
+    return [
+        ChecklistItem(
+            key="ce.triggers", instrument="local", kind="measure", section="CE-markering", title="Fairness-triggers",
+            blocking=True, answer_type="metric_check", why="zaaktype ce_markering",
+            metric=MetricCheck(artifact="reports/fairness.json", path="selection_rate.ratio", op=">=", threshold=0.8,
+                               justify_with="ce.rechtvaardiging"),
+        ),
+        ChecklistItem(
+            key="ce.rechtvaardiging", instrument="local", kind="measure", section="CE-markering",
+            title="Rechtvaardigingstoets per trigger", answer_type="choice",
+            options=("gerechtvaardigd", "niet_gerechtvaardigd", "nvt"), pass_values=("gerechtvaardigd",),
+            required_evidence=("rechtvaardigingstoets",), why="zaaktype ce_markering",
+        ),
+    ]
+
+
+def test_metric_review_trigger_needs_a_justification_entry(make_case, monkeypatch, keys, kit):
+    monkeypatch.setattr(profiles, "_CASE_TYPES", {})
+    profiles.register_case_type("ce_markering", triggered_items)
+    c = make_case(case_type="ce_markering")
+    init_checklist(c, actor="pim")
+    (c.root / "reports" / "fairness.json").write_text(json.dumps({"selection_rate": {"ratio": 0.7}}))
+    workflow.answer(c, "ce.triggers", actor="pim")
+    reasons = "\n".join(checklist.item_problems(c, checklist.load_definition(c), checklist.load_answers(c)))
+    assert "metric check ce.triggers (Fairness-triggers) triggers a justification" in reasons
+    assert "answer item ce.rechtvaardiging" in reasons
+    workflow.answer(c, "ce.rechtvaardiging", "gerechtvaardigd", rationale="Legitiem doel, noodzakelijk, evenredig.",
+                    evidence=["docs/rechtvaardiging.md"], actor="pim")
+    reasons = "\n".join(checklist.item_problems(c, checklist.load_definition(c), checklist.load_answers(c)))
+    assert "ce.triggers" not in reasons
+
+
+def test_justify_with_must_name_an_item():
+    from pydantic import ValidationError
+
+    from legal_ethics.schema import ChecklistDefinition
+
+    item = triggered_items(None)[0]
+    with pytest.raises(ValidationError, match="justify_with names 'ce.rechtvaardiging', which is not an item"):
+        ChecklistDefinition(id="x-ethics", case_id="x", title="t", created="2026-01-01",
+                            signoff_roles=("jurist",), items=(item,))

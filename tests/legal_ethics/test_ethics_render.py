@@ -31,15 +31,15 @@ def _fixed_key(path: Path, seed: int) -> Path:
 def golden_case(make_case, tmp_path):
     c = make_case()
     items = (
-        profiles.to_item(catalogue.get("ak.grw-02"), why="applies to every algorithm", blocking=True),
+        profiles.to_item(catalogue.get("ak.grw-02"), why="geldt voor elk algoritme voor een publieke taak", blocking=True),
         profiles.to_item(catalogue.get("iama.1.3.1"), why="IAMA aanbevolen", blocking=True, expected=False),
-        profiles.to_item(catalogue.get("profiling.random-sample"), why="risk profiling", blocking=True, minimum=0.05),
+        profiles.to_item(catalogue.get("profiling.random-sample"), why="risicoprofilering van bedrijven", blocking=True, minimum=0.05),
         ChecklistItem(key="ce.fairness-ratio", instrument="local", kind="measure", section="CE-markering",
                       title="Selectieratio <rechtsvorm> binnen productcategorie", blocking=True,
-                      answer_type="metric_check", why="case type ce_markering",
+                      answer_type="metric_check", why="zaaktype ce_markering",
                       metric=MetricCheck(artifact="reports/fairness.json", path="selection_rate.ratio", threshold=0.8),
                       responsible_role="data-scientist", reviewer_roles=("ethicus",)),
-        profiles.to_item(catalogue.get("ds.c-3"), why="data-science ethics"),
+        profiles.to_item(catalogue.get("ds.c-3"), why="data-science-ethiek, voor elke zaak"),
     )
     defn = ChecklistDefinition(
         id="ce-risico-ethics", case_id=c.id, title="Juridisch-ethische toets: Risicoselectie CE-markering",
