@@ -1,0 +1,51 @@
+"""Bindings: what the gate and the run tags bind (checklist, code, data, params)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+import pytest
+from idsp.errors import GateRefused
+
+from legal_ethics import bindings, gate
+
+
+def test_compute_follows_the_case_policy(make_case):
+    c = make_case(policy={"approval_binds": ["data"]})
+    assert set(bindings.compute(c, ["inspecties"])) == {"data"}
+
+
+def test_data_md5_from_the_dvc_file_or_dvc_lock(make_case):
+    c = make_case()
+    dvc = c.root / "data" / "inspecties.csv.dvc"
+    md5 = hashlib.md5((c.root / "data" / "inspecties.csv").read_bytes()).hexdigest()
+    assert bindings.dvc_md5(c, "inspecties") == md5
+    dvc.unlink()
+    (c.root / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  prepare:\n    cmd: python src/prepare.py\n    outs:\n"
+        f"    - path: data/inspecties.csv\n      md5: {md5}\n      size: 10\n"
+    )
+    assert bindings.dvc_md5(c, "inspecties") == md5
+    assert bindings.dvc_md5(c, "synthetisch") is None
+
+
+def test_code_hash_counts_git_tracked_files_only(make_case):
+    c = make_case()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], cwd=c.root, check=True)
+    subprocess.run([*git, "add", "src", "dvc.yaml", "params.yaml"], cwd=c.root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], cwd=c.root, check=True)
+    before = bindings.code_hash(c.root)
+    (c.root / "src" / "scratch.py").write_text("print('untracked')\n")
+    assert bindings.code_hash(c.root) == before  # untracked files are not the pipeline
+    (c.root / "src" / "train.py").write_text("print('edited, not committed')\n")
+    assert bindings.code_hash(c.root) != before  # the working tree is what runs
+    assert bindings.code_files(c.root) == ["dvc.yaml", "params.yaml", "src/train.py"]
+
+
+def test_require_raises_gate_refused_with_reasons(case):
+    with pytest.raises(GateRefused) as err:
+        gate.require(case, ["inspecties"])
+    assert err.value.exit_code == 1 and err.value.reasons
+    assert gate.require(case, ["synthetisch"]).allowed
