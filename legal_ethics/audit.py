@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from idsp.errors import Refused
+
 from legal_ethics.canonical import canonical_json, sha256_hex
 from legal_ethics.storage import atomic_write, locked
 
@@ -77,8 +79,16 @@ def append(
         if last is None:
             seq, prev = 1, GENESIS
         else:
-            previous = json.loads(last)
-            seq, prev = int(previous["seq"]) + 1, previous["hash"]
+            try:
+                previous = json.loads(last)
+                seq, prev = int(previous["seq"]) + 1, previous["hash"]
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                # Never chain onto a damaged entry: that would hide the damage.
+                raise Refused(
+                    "the audit log ends in a damaged entry, so nothing can be appended",
+                    where=str(path),
+                    fix="Run `idsp ethics audit verify`; the platform admin restores the log from backup",
+                ) from None
         entry: dict[str, Any] = {
             "seq": seq,
             "ts": datetime.now(UTC).isoformat(timespec="microseconds"),

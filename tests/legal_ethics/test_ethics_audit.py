@@ -102,6 +102,15 @@ def test_garbage_line_is_detected(log):
     assert any("line 6 is not a readable audit entry" in p for p in audit.verify().problems)
 
 
+def test_appending_after_a_damaged_last_entry_is_refused(log):
+    from idsp.errors import Refused
+
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write('{"seq": 6, "tru')
+    with pytest.raises(Refused, match="damaged entry"):
+        audit.append("answered", actor="pim")
+
+
 def _append_many(home, n):
     os.environ["IDSP_HOME"] = home
     for i in range(n):
