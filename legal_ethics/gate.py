@@ -95,6 +95,11 @@ def check(case, datasets: list[str], *, config=None, now: datetime | None = None
 
     st = state.evaluate(case, config=config, now=now)
     reasons = list(st.reasons) if st.status != "approved" else []
+    if st.definition is not None and st.definition.profile.get("ai_act_risk") == "prohibited":
+        reasons.append(
+            "the case profile classifies this as a prohibited AI practice (AI Act art. 5): "
+            "no approval can allow a run; stop development (IAMA 1.3.3)"
+        )
     if st.definition is not None and st.answers is not None:
         reasons.extend(checklist.evidence_problems(case, st.answers))
         reasons.extend(checklist.item_problems(case, st.definition, st.answers))

@@ -362,6 +362,18 @@ def test_blocking_answer_that_fails_keeps_the_gate_closed(case, keys, kit):
     assert "blocking item ak.grw-02 (Geen discriminatie) is answered 'niet_voldaan'" in reasons
 
 
+def test_prohibited_ai_never_runs(make_case, keys, kit):
+    from legal_ethics import init_checklist
+
+    c = make_case({"personal_data": True, "risk_profiling": "none", "ai_act_risk": "prohibited"})
+    init_checklist(c, actor="pim")
+    kit.answer_all(c, only_blocking=True)
+    workflow.submit(c, actor="pim")
+    kit.approve_all(c, keys)
+    assert state.evaluate(c).status == "approved"
+    assert "prohibited AI practice (AI Act art. 5)" in _reasons(c)
+
+
 def test_unanswered_blocking_items_cannot_be_submitted(case):
     with pytest.raises(Refused, match="blocking items are not answered"):
         workflow.submit(case, actor="pim")
