@@ -75,9 +75,9 @@ def find_identifiers(text: str, *, kvk_context: bool = False) -> list[tuple[str,
     seen = {m for _, m in found}
     kinds = ["bsn", "iban", "email", "phone"] + (["kvk"] if kvk_context else [])
     tokens = set(_SPLIT.split(text))
-    tokens |= {p for t in list(tokens) for p in re.split(r"[_\-.]", t) if "@" not in t}
+    tokens |= {p for t in list(tokens) if "@" not in t and not _is_decimal(t) for p in re.split(r"[_\-.]", t)}
     for token in tokens:
-        if len(token) < 8:
+        if len(token) < 8 or _is_decimal(token):
             continue
         for kind in kinds:
             if privacy.KINDS[kind].check(token):
@@ -87,6 +87,17 @@ def find_identifiers(text: str, *, kvk_context: bool = False) -> list[tuple[str,
                     found.append((kind, masked))
                 break
     return found
+
+
+def _is_decimal(token: str) -> bool:
+    """0.123456789 is a number: without its dot it would look like a phone number."""
+    if "." not in token and "e" not in token.lower():
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _refuse(found: list[tuple[str, str]], what: str) -> None:
@@ -484,6 +495,8 @@ class TrackedRun:
                 self.log_params(self._initial_params)
             for artifact_path, path in q_artefacts:
                 client.log_artifact(self.run_id, str(path), artifact_path)
+            if official:
+                self._log_checklist()
             self._activate_fluent()
         except BaseException as exc:
             self._finish("FAILED", f"{type(exc).__name__}: {exc}")
@@ -498,6 +511,20 @@ class TrackedRun:
         )
         _ = audit  # imported first so a broken audit module fails before a run exists
         return self
+
+    def _log_checklist(self) -> None:
+        """The approved checklist as the reviewers saw it, beside the run (Markdown, HTML)."""
+        from legal_ethics import render
+
+        view = render.view(self.case, config=self.config)
+        for ext, renderer in render.RENDERERS.items():
+            text = renderer(view)
+            try:
+                check_text(text, f"checklist.{ext}")
+            except PIIFound:
+                self._client.set_tag(self.run_id, f"{TAG}checklist_artifact", "not logged: it contains identifiers")
+                return
+            self._client.log_text(self.run_id, text, f"checklist/checklist.{ext}")
 
     def _activate_fluent(self) -> None:
         """Make this the active fluent run, so ``mlflow.<flavor>.log_model`` lands in it."""

@@ -102,6 +102,8 @@ def test_official_run_after_approval_carries_every_tag(approved_case, tracked):
     assert "idsp.pseudonymisation.key_ids" in tags
     artefacts = {a.path for a in client.list_artifacts(run.run_id, "quality/inspecties")}
     assert any(p.endswith(".json") for p in artefacts) and any(p.endswith(".html") for p in artefacts)
+    checklist = {a.path for a in client.list_artifacts(run.run_id, "checklist")}
+    assert {"checklist/checklist.md", "checklist/checklist.html"} <= checklist
     reports = {a.path for a in client.list_artifacts(run.run_id, "reports")}
     assert {"reports/fairness.json", "reports/fairness.png"} <= reports
     assert {"model_card/model-card.md", "model_card/model-card.html"} <= {
