@@ -97,8 +97,9 @@ class HubUser:
             time.sleep(0.1)
         else:
             raise AssertionError(f"server of {self.name} not ready after {timeout} s")
+        ready = time.monotonic() - t0
         self._server_login()
-        return time.monotonic() - t0
+        return ready
 
     def _server_login(self) -> None:
         """Open JupyterLab like a browser: the OAuth redirects set the user-server cookie."""

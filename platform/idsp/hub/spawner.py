@@ -41,7 +41,7 @@ class IdspSpawner(LocalProcessSpawner):
         return [g.removeprefix("case-") for g in self._hub_groups() if g.startswith("case-")]
 
     def _join_case_groups(self) -> None:
-        """Case membership lives in case.yaml: bring the hub groups up to date at each start."""
+        """Case membership lives in case.yaml: make the hub's case groups match it at each start."""
         if not self.case_index:
             return
         from jupyterhub import orm
@@ -49,13 +49,18 @@ class IdspSpawner(LocalProcessSpawner):
         db = self.user.db
         current = set(self._hub_groups())
         for case in read_index(Path(self.case_index), Path(self.cases_root)):
-            if self.user.name in case.members and case.group not in current:
+            member = self.user.name in case.members
+            if member and case.group not in current:
                 group = orm.Group.find(db, case.group)
                 if group is None:
                     group = orm.Group(name=case.group)
                     db.add(group)
                 self.user.orm_user.groups.append(group)
                 self.log.info("added %s to %s (member in case.yaml)", self.user.name, case.group)
+            elif not member and case.group in current:
+                group = orm.Group.find(db, case.group)
+                self.user.orm_user.groups.remove(group)
+                self.log.info("removed %s from %s (not in case.yaml)", self.user.name, case.group)
         db.commit()
 
     async def start(self):
