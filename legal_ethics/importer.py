@@ -1,7 +1,7 @@
 """Compare our catalogue with a checkout of the official machine-readable sources.
 
-Rule: this module reads an official checkout (MinBZK task-registry: ``requirements/*.yaml``
-and ``measures/*.yaml``; MinBZK par-dpia-form: ``sources/iama.yaml`` and ``dpia.yaml``) and
+Rule: this module reads an official checkout (MinBZK task-registry: ``requirements/*.yaml``,
+``measures/*.yaml`` and ``instruments/iama.yaml``; MinBZK par-dpia-form: ``sources/iama.yaml`` and ``dpia.yaml``) and
 reports ids added, removed and retitled relative to our catalogue; it never writes the
 catalogue and never copies official text. Retitling is detected by comparing the sha256 of
 the official title with the one recorded at our pinned commit.
@@ -105,6 +105,9 @@ def read_upstream(folder: Path) -> dict[str, dict[str, Any]]:
             found.setdefault("ak-vereisten", {"version": None, "titles": {}})["titles"][urn] = _name_sha(data.get("name", ""))
         elif urn.startswith("urn:nl:ak:mtr:"):
             found.setdefault("ak-maatregelen", {"version": None, "titles": {}})["titles"][urn] = _name_sha(data.get("name", ""))
+        elif urn.startswith("urn:nl:aivt:tr:iama:") and isinstance(data.get("tasks"), list):
+            titles = {t["urn"]: _name_sha(t.get("question", "")) for t in data["tasks"] if t.get("urn")}
+            found["iama-1.0"] = {"version": urn.rsplit(":", 1)[1], "titles": titles}
         elif urn == "urn:nl:iama" and isinstance(data.get("tasks"), list):
             version = str(data.get("version", ""))
             titles = {f"urn:nl:iama:{version}:{t['id']}": _name_sha(t.get("task", "")) for t in iama_questions(data["tasks"])}

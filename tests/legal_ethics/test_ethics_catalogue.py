@@ -40,6 +40,8 @@ def test_catalogue_has_every_instrument_the_issue_names():
     instruments = {i.instrument for i in catalogue.items().values()}
     assert {"ak", "iama", "dpia", "aiact", "profiling", "ds-ethics"} <= instruments
     assert len([i for i in catalogue.items().values() if i.instrument == "iama"]) == 77
+    assert catalogue.get("iama1.1.1.1").official_id == "urn:nl:aivt:tr:iama:1.0:1.1.1"  # IAMA 1.0, reference
+    assert len(catalogue.catalogue("iama-1.0").items) == 57
 
 
 def test_keys_are_unique_and_stable():
@@ -128,7 +130,7 @@ def test_import_refuses_a_folder_without_official_files(tmp_path):
 @pytest.mark.skipif(not UPSTREAM.exists(), reason="no upstream checkout on this machine")
 def test_catalogue_matches_the_pinned_upstream():
     diffs = {d.catalogue: d for d in importer.diff(UPSTREAM)}
-    assert set(diffs) == {"ak-vereisten", "ak-maatregelen", "iama-2.0", "dpia-3.0"}
+    assert set(diffs) == {"ak-vereisten", "ak-maatregelen", "iama-1.0", "iama-2.0", "dpia-3.0"}
     for d in diffs.values():
         assert not d.changed, d.as_dict()
     assert diffs["ak-vereisten"].upstream_count == 63
