@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from idsp.errors import Refused
+from idsp.errors import Refused, UserError
 
 from legal_ethics.canonical import canonical_json, sha256_hex
 from legal_ethics.storage import atomic_write, locked
@@ -101,7 +101,10 @@ def append(
         }
         entry["hash"] = entry_hash(entry)
         line = json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o660)
+        except OSError as exc:
+            raise _unreadable(path, exc) from None
         try:
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
@@ -116,13 +119,24 @@ def entries(config=None, *, path: Path | None = None) -> Iterator[dict[str, Any]
     path = path or log_path(config)
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    with fh:
         for line in fh:
             if line.strip():
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError:
                     continue
+
+
+def _unreadable(path: Path, exc: OSError) -> UserError:
+    return UserError(
+        f"cannot open the audit log ({exc.strerror})", where=str(path),
+        fix="The platform admin gives the IDSP users' group read and append access (see docs/ethics.md)",
+    )
 
 
 @dataclass(frozen=True)
@@ -146,8 +160,11 @@ def verify(config=None, *, path: Path | None = None) -> AuditReport:
     count = 0
     prev_hash, prev_seq = GENESIS, 0
     if path.exists():
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().split("\n")
+        except OSError as exc:
+            raise _unreadable(path, exc) from None
         if lines and lines[-1] == "":
             lines.pop()
         for lineno, line in enumerate(lines, start=1):
