@@ -29,6 +29,7 @@ from idsp.case import CASE_FILE, Case, parse_case_file
 from idsp.case_index import config_or_default, index_path, read_index, record_in_index
 from idsp.case_template import (
     TEMPLATE_SOURCE,
+    check_answers,
     migrations_between,
     newest_version,
     template_source,
@@ -80,6 +81,12 @@ def new_case(
     import copier
     from copier.errors import CopierError
 
+    if answers.get("slug") != name:
+        raise UserError(
+            f"the answers are for {answers.get('slug')!r}, not for {name!r}",
+            fix="Build them with idsp.case_template.resolve_answers(NAME, ...)",
+        )
+    check_answers(answers)
     cfg = config_or_default(cfg)
     parent = Path(dest).expanduser() if dest else cfg.path("cases_root")
     target = (parent / name).absolute()

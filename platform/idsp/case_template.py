@@ -369,6 +369,11 @@ def _check_one(q: Question, raw: Any, answers: dict[str, Any]) -> Any:
     return value
 
 
+def check_answers(answers: dict[str, Any]) -> None:
+    """Validate a complete set of answers (as ``resolve_answers`` returns) again."""
+    _check_spec(answers, fields=None)
+
+
 def _check_spec(answers: dict[str, Any], fields: set[str] | None) -> None:
     """Validate answers with the case.yaml schema itself, so both agree on every rule."""
     from pydantic import ValidationError

@@ -70,3 +70,14 @@ def test_interactive_asks_again_after_a_bad_answer():
     assert answers["zaaknummer"] == ZAAK
     zaak = [p for name, p in asked if name == "zaaknummer"]
     assert zaak[0] is None and "CODE-YYYY-NNNNNN" in zaak[1]
+
+
+def test_new_case_checks_answers_it_is_given_directly(tmp_path):
+    from idsp.case_projects import new_case
+
+    answers = _resolve()
+    with pytest.raises(UserError, match="answers are for 'bridge-check'"):
+        new_case("other-case", answers, dest=tmp_path)
+    with pytest.raises(UserError, match="zaaknummer"):
+        new_case("bridge-check", answers | {"zaaknummer": "nope"}, dest=tmp_path)
+    assert list(tmp_path.iterdir()) == []
