@@ -160,6 +160,35 @@ def test_case_member_can_use_the_case_folder(hub, alice):
     assert stat.S_IMODE(folder.stat().st_mode) == 0o2770
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+
+
+@pytest.mark.browser
+def test_browser_logs_in_and_sees_jupyterlab(hub, alice, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Debian chromium missing at {CHROMIUM}: run scripts/setup.sh")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{hub.url}/hub/login", timeout=60_000)
+            page.fill("#username_input", "alice")
+            page.fill("#password_input", alice.password)
+            page.click("#login_submit")
+            page.wait_for_url("**/user/alice/**", timeout=90_000)
+            page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+            assert "JupyterLab" in page.title()
+            page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+        finally:
+            browser.close()
+
+
 def test_user_server_survives_a_hub_restart(hub, alice):
     pid = _server_pid(hub, "alice")
     code = hub.stop()
