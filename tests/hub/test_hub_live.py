@@ -57,6 +57,10 @@ def test_signup_waits_for_admin_approval(hub, admin):
     assert dave.signup().status_code == 200
     r = dave.login()
     assert r.status_code == 200 and "has not been authorized" in r.text
+    # The approval link (a GET) is refused when it comes from another site.
+    r = admin.http.get("/hub/authorize/dave", headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+    assert dave.login().status_code == 200
     admin.approve("dave")
     assert dave.login().status_code == 302
 

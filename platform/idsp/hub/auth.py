@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 
 from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator.handlers import DiscardHandler as _NativeDiscardHandler
 from nativeauthenticator.handlers import LoginHandler as _NativeLoginHandler
+from nativeauthenticator.handlers import ToggleAuthorizationHandler as _NativeToggleHandler
+from tornado import web
 from traitlets import Unicode
 
 from idsp.errors import UserError
@@ -49,6 +52,38 @@ class LoginHandler(_NativeLoginHandler):
     statsd = _NoStats()
 
 
+class _SameSiteOnly:
+    """NativeAuthenticator approves (and discards) users on a plain GET, so a link on another
+    site could make a logged-in admin approve an attacker's sign-up. Refuse cross-site GETs."""
+
+    def _check_same_site(self):
+        site = self.request.headers.get("Sec-Fetch-Site", "")
+        if site and site not in ("same-origin", "none"):
+            raise web.HTTPError(403, "cross-site request refused")
+        referer = self.request.headers.get("Referer", "")
+        if referer and not referer.startswith(f"{self.request.protocol}://{self.request.host}/"):
+            raise web.HTTPError(403, "cross-site request refused")
+
+
+class ToggleAuthorizationHandler(_SameSiteOnly, _NativeToggleHandler):
+    async def get(self, slug):
+        self._check_same_site()
+        return await super().get(slug)
+
+
+class DiscardHandler(_SameSiteOnly, _NativeDiscardHandler):
+    async def get(self, user_name):
+        self._check_same_site()
+        return await super().get(user_name)
+
+
+_REPLACED = {
+    r"/login": LoginHandler,
+    r"/authorize/([^/]*)": ToggleAuthorizationHandler,
+    r"/discard/([^/]*)": DiscardHandler,
+}
+
+
 class IdspNativeAuthenticator(NativeAuthenticator):
     """NativeAuthenticator that bootstraps the first admin account on first start."""
 
@@ -59,10 +94,7 @@ class IdspNativeAuthenticator(NativeAuthenticator):
         self._bootstrap_admins()
 
     def get_handlers(self, app):
-        return [
-            (path, LoginHandler if path == r"/login" else handler)
-            for path, handler in super().get_handlers(app)
-        ]
+        return [(path, _REPLACED.get(path, handler)) for path, handler in super().get_handlers(app)]
 
     def _bootstrap_admins(self) -> None:
         password = os.environ.pop(self.initial_admin_password_env, "")

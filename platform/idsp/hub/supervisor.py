@@ -73,9 +73,11 @@ def find_proxy() -> str:
     )
 
 
-def blocked_dirs() -> list[Path]:
-    """Folders above the Python the user servers run that other accounts cannot enter."""
+def blocked_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
+    """Folders above the Python the user servers run (and the case folders) that other
+    accounts cannot enter."""
     targets = {
+        *extra,
         Path(os.path.realpath(sys.executable)),
         Path(sys.prefix) / "bin",
         Path(os.path.realpath(sys.base_prefix)) / "lib",
@@ -90,7 +92,7 @@ def blocked_dirs() -> list[Path]:
 
 
 def open_interpreter_path(cfg: PlatformConfig, echo) -> None:
-    blocked = blocked_dirs()
+    blocked = blocked_dirs((cfg.path("cases_root").parent,))
     if not blocked:
         return
     names = ", ".join(str(b) for b in blocked)
@@ -102,7 +104,7 @@ def open_interpreter_path(cfg: PlatformConfig, echo) -> None:
         )
     for folder in blocked:
         os.chmod(folder, folder.stat().st_mode | 0o001)
-    echo(f"note: added the search bit (o+x, not read) to {names} so user servers can run Python")
+    echo(f"note: added the search bit (o+x, not read) to {names} so user servers can run Python and reach the case folders")
 
 
 def prepare(
