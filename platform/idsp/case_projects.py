@@ -373,6 +373,42 @@ def update_case(
     return result
 
 
+@dataclass
+class FleetUpdate:
+    """One case of ``update_fleet``: its result, or why it was not updated."""
+
+    id: str
+    path: str
+    result: UpdateResult | None = None
+    refused: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": self.path,
+            "result": self.result.as_dict() if self.result else None,
+            "refused": self.refused,
+        }
+
+
+def update_fleet(
+    root: Path | None = None, *, cfg=None, template: Path | None = None, progress: Progress = _quiet
+) -> list[FleetUpdate]:
+    """Update every case that is behind (in ``root``, else in the index); one failure stops none."""
+    out = []
+    for status in fleet_status(root, cfg=cfg, runs=False, template=template):
+        if not status.behind:
+            continue
+        progress(f"updating {status.id}")
+        item = FleetUpdate(status.id, status.path)
+        try:
+            item.result = update_case(Path(status.path), cfg=cfg, root=template)
+        except IdspError as exc:
+            item.refused = exc.message
+        out.append(item)
+    return out
+
+
 @contextlib.contextmanager
 def _child_output_to_stderr():
     """Send what migration scripts print to stderr: stdout is for our result (--json)."""
@@ -602,6 +638,7 @@ def _dvc(repo: Path, *commands: list[str]) -> str:
 
 __all__ = [
     "CaseStatus",
+    "FleetUpdate",
     "NewCase",
     "UpdateResult",
     "case_template_version",
@@ -611,4 +648,5 @@ __all__ = [
     "new_case",
     "read_answers",
     "update_case",
+    "update_fleet",
 ]

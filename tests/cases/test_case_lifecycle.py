@@ -4,12 +4,14 @@ template arrives by three-way merge without losing the project lead's edits."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
-from casekit import add_v2, git, new_args, tool_env
+from casekit import ZAAK, add_v2, git, new_args, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -258,3 +260,28 @@ def test_a_failing_migration_is_reported_and_can_be_undone(
     subprocess.run("git checkout -- . && git clean -fdq", shell=True, cwd=case, check=True)
     assert git(case, "status", "--porcelain") == ""
     assert yaml.safe_load((case / ".copier-answers.yml").read_text())["_commit"] == "v1.0.0"
+
+
+def test_update_all_brings_the_fleet_along_and_reports_what_it_could_not(
+    cli, tmp_path, template_copy, monkeypatch
+):
+    monkeypatch.setenv("IDSP_CASE_TEMPLATE", str(template_copy))
+    for name in ("case-one", "case-two"):
+        code, _, err = cli("case", "new", name, "--defaults", "--data", f"zaaknummer={ZAAK}")
+        assert code == 0, err
+    cases = {c["id"]: Path(c["path"]) for c in yaml.safe_load(
+        (Path(os.environ["IDSP_HOME"]) / "cases" / "index.yaml").read_text()
+    )["cases"]}  # fmt: skip
+    (cases["case-two"] / "notes.md").write_text("work in progress\n")  # not committed
+    add_v2(template_copy)
+
+    code, out, err = cli("case", "update", "--all", "--json")
+    assert code == 1, out + err
+    items = {item["id"]: item for item in json.loads(out)}
+    assert items["case-one"]["result"]["to_version"] == "2.0.0"
+    assert items["case-one"]["result"]["conflicts"] == []
+    assert "uncommitted changes" in items["case-two"]["refused"]
+    assert "## Reporting" in (cases["case-one"] / "README.md").read_text()
+
+    code, out, _ = cli("case", "update", "--all")  # case-one is done; case-two still waits
+    assert code == 1 and "not updated case-two" in out and "case-one" not in out

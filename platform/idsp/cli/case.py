@@ -127,16 +127,34 @@ def new(
 
 @app.command("update")
 def update(
-    path: Path = typer.Argument(None, help="The case project (default: the one you are in)."),
+    path: Path = typer.Argument(
+        None, help="The case project (default: the one you are in); with --all: a folder of cases."
+    ),
     to: str = typer.Option(None, "--to", help="Template version to go to (default: the newest)."),
+    every: bool = typer.Option(
+        False, "--all", help="Update every case that is behind (the case index, or PATH)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Bring a case to the newest template: three-way merge, migrations, local edits kept.
 
-    Exit 1 when conflicts need a person: the files are listed and marked.
+    Exit 1 when conflicts need a person (the files are listed and marked), or, with --all,
+    when any case could not be updated.
     """
     from idsp import case_projects
 
+    if every:
+        if to:
+            raise UserError("--to and --all do not go together", fix="Use --to for one case")
+        with _spinner(not as_json) as progress:
+            items = case_projects.update_fleet(path, cfg=load(), progress=progress)
+        if as_json:
+            print_json([item.as_dict() for item in items])
+        else:
+            _print_fleet_update(items)
+        if any(item.refused or item.result.conflicts for item in items):
+            raise typer.Exit(Refused.exit_code)
+        return
     with _spinner(not as_json) as progress:
         result = case_projects.update_case(path, to_version=to, cfg=load(), progress=progress)
     if as_json:
@@ -145,6 +163,29 @@ def update(
         _print_update(result)
     if result.conflicts:
         raise typer.Exit(Refused.exit_code)
+
+
+def _print_fleet_update(items) -> None:
+    out = console()
+    if not items:
+        out.print("every case is on the newest template; nothing to do", highlight=False)
+        return
+    for item in items:
+        if item.refused:
+            out.print(f"[red]not updated[/] {item.id}: {item.refused}", highlight=False)
+        elif item.result.conflicts:
+            out.print(
+                f"[yellow]conflicts[/] {item.id} ({item.path}): "
+                + ", ".join(item.result.conflicts),
+                highlight=False,
+            )
+        else:
+            r = item.result
+            out.print(
+                f"[green]updated[/] {item.id}: {r.from_version} -> {r.to_version}, "
+                f"{len(r.changed)} file(s) changed; review and commit in {item.path}",
+                highlight=False,
+            )
 
 
 def _print_update(result) -> None:
