@@ -78,7 +78,7 @@ def test_fairness_report_with_bootstrap_and_control(tmp_path):
     y_true = rng.integers(0, 2, n)
     rate = np.select([group == "eenmanszaak", group == "bv"], [0.40, 0.25], 0.30)
     y_pred = (rng.random(n) < rate).astype(int)
-    report = fairness.compute(y_true, y_pred, group, control, n_boot=100, min_group_size=250)
+    report = fairness.compute(y_true, y_pred, group, control, n_boot=30, min_group_size=250)
     d = report["disparities"]
     assert 0.08 < d["demographic_parity_difference"] < 0.22
     low, high = report["disparity_ci"]["demographic_parity_difference"]
