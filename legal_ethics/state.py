@@ -78,6 +78,24 @@ def _changed_items(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return [k for k in keys if old.get(k) != new.get(k)]
 
 
+def _platform_files_outside(case, config) -> None:
+    """Trust lives outside the case: a registry or audit log inside it would be editable by members."""
+    from pathlib import Path
+
+    from idsp.errors import ConfigError
+
+    from legal_ethics.reviewers import registry_path
+
+    root = Path(case.root).resolve()
+    for what, path in (("reviewer registry", registry_path(config)), ("audit log", audit.log_path(config))):
+        if root in Path(path).resolve().parents:
+            raise ConfigError(
+                f"the {what} is inside the case folder, where every member can edit it", where=str(path),
+                fix=f"Point paths.{'reviewers' if what.startswith('reviewer') else 'audit_log'} in platform.yaml "
+                "to a platform folder outside the cases",
+            )
+
+
 def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistState:
     if not checklist.has_checklist(case):
         return ChecklistState(status="none", reasons=["this case has no checklist: run `idsp ethics init`"])
@@ -93,6 +111,7 @@ def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistStat
     if submission is None:
         return ChecklistState(status="draft", reasons=["the checklist has not been submitted for review (`idsp ethics submit`)"], **common)
 
+    _platform_files_outside(case, config)
     registry = load_registry(config)
     log = list(audit.entries(config=config))
     vouched = vouched_fingerprints(entries=log)

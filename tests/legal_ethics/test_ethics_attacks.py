@@ -181,6 +181,13 @@ class TestSignatures:
         with pytest.raises(RegistryError, match="writable by group or others"):
             gate.check(approved_case, ["inspecties"])
 
+    def test_registry_inside_the_case_is_refused(self, approved_case, monkeypatch):
+        from idsp.errors import ConfigError
+
+        monkeypatch.setenv("IDSP_PATHS__REVIEWERS", str(approved_case.root / "reviewers.yaml"))
+        with pytest.raises(ConfigError, match="inside the case folder"):
+            gate.check(approved_case, ["inspecties"])
+
     def test_key_file_readable_by_others_is_refused(self, keys):
         os.chmod(keys["alice"], 0o644)
         with pytest.raises(UserError, match="chmod 600"):
