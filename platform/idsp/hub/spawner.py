@@ -8,6 +8,7 @@ of that fails, the server does not start. Processes are never started as root.
 
 from __future__ import annotations
 
+import hashlib
 import pwd
 from pathlib import Path
 
@@ -29,6 +30,17 @@ class IdspSpawner(LocalProcessSpawner):
     tracking_user_key_file = Unicode("", config=True)
 
     _limits: limits.Limits | None = None
+    _tracking_stamp: list | None = None
+
+    def load_state(self, state):
+        super().load_state(state)
+        self._tracking_stamp = state.get("idsp_tracking_stamp")
+
+    def get_state(self):
+        state = super().get_state()
+        if self._tracking_stamp:
+            state["idsp_tracking_stamp"] = self._tracking_stamp
+        return state
 
     @property
     def os_name(self) -> str:
@@ -86,9 +98,15 @@ class IdspSpawner(LocalProcessSpawner):
         from idsp.hub.tracking import TrackingAdmin, user_password
 
         password = user_password(read_secret(Path(self.tracking_user_key_file)), self.user.name)
-        admin = TrackingAdmin(self.tracking_uri, read_secret(Path(self.tracking_admin_password_file)))
-        experiments = await admin.provision(self.user.name, password, self._case_ids())
-        self.log.info("MLflow account %s may edit %s", self.user.name, experiments or "no experiments")
+        cases = sorted(self._case_ids())
+        # Each admin call costs a password hash on the MLflow side: skip when nothing changed
+        # since the last spawn (same cases, same derived password).
+        stamp = [cases, hashlib.sha256(password.encode()).hexdigest()[:16]]
+        if self._tracking_stamp != stamp:
+            admin = TrackingAdmin(self.tracking_uri, read_secret(Path(self.tracking_admin_password_file)))
+            experiments = await admin.provision(self.user.name, password, cases)
+            self._tracking_stamp = stamp
+            self.log.info("MLflow account %s may edit %s", self.user.name, experiments or "no experiments")
         self.environment = {
             **self.environment,
             "MLFLOW_TRACKING_URI": self.tracking_uri,

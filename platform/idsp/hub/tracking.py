@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -49,14 +48,15 @@ IMPL_ENV = "IDSP_HUB_TRACKING_IMPL"  # "idsp" or "mlflow", decided by the superv
 
 
 def idsp_serve_available() -> bool:
-    """Whether ``idsp tracking serve --auth`` exists in this installation (runs its --help)."""
-    idsp = Path(sys.executable).parent / "idsp"
-    if not idsp.exists():
+    """Whether this installation has ``idsp tracking serve --auth --auth-config`` (read from
+    the CLI's source, so the check costs no process start)."""
+    cli = Path(__file__).resolve().parents[1] / "cli"
+    try:
+        groups = (cli / "__init__.py").read_text(encoding="utf-8")
+        serve = (cli / "tracking.py").read_text(encoding="utf-8")
+    except OSError:
         return False
-    proc = subprocess.run(
-        [str(idsp), "tracking", "serve", "--help"], capture_output=True, text=True, timeout=60
-    )
-    return proc.returncode == 0 and "--auth" in proc.stdout
+    return '("tracking", "tracking")' in groups and '"--auth-config"' in serve and '"--auth"' in serve
 
 
 def service_command(cfg: PlatformConfig, paths: HubPaths, impl: str = "mlflow") -> list[str]:
