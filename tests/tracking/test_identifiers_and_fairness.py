@@ -94,3 +94,31 @@ def test_fairness_report_with_bootstrap_and_control(tmp_path):
     fig = fairness.plot(report)
     fig.savefig(tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_rate_functions_match_fairlearn_and_sklearn():
+    import numpy as np
+    from fairlearn.metrics import (
+        MetricFrame,
+        false_negative_rate,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+    from sklearn.metrics import precision_score
+
+    from idsp import fairness
+
+    rng = np.random.default_rng(3)
+    g, t, p = rng.choice(["a", "b"], 500), rng.integers(0, 2, 500), rng.integers(0, 2, 500)
+    pairs = [
+        (fairness.selection_rate, selection_rate),
+        (fairness.false_positive_rate, false_positive_rate),
+        (fairness.false_negative_rate, false_negative_rate),
+        (fairness.true_positive_rate, true_positive_rate),
+        (fairness.precision, lambda a, b: precision_score(a, b, zero_division=0)),
+    ]
+    for ours, reference in pairs:
+        a = MetricFrame(metrics=ours, y_true=t, y_pred=p, sensitive_features=g).by_group
+        b = MetricFrame(metrics=reference, y_true=t, y_pred=p, sensitive_features=g).by_group
+        assert np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float)), ours.__name__
