@@ -105,9 +105,8 @@ def test_rate_functions_match_fairlearn_and_sklearn():
         selection_rate,
         true_positive_rate,
     )
-    from sklearn.metrics import precision_score
-
     from idsp import fairness
+    from sklearn.metrics import precision_score
 
     rng = np.random.default_rng(3)
     g, t, p = rng.choice(["a", "b"], 500), rng.integers(0, 2, 500), rng.integers(0, 2, 500)
