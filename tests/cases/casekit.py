@@ -63,15 +63,10 @@ def add_v2(template: Path) -> Path:
     )
     (v2 / "copier.yml").write_text(copier_yml, encoding="utf-8")
     (v2 / "migrations" / "2.0.0.py").write_text(V2_MIGRATION, encoding="utf-8")
-    for name in (
-        "README.md.jinja",
-        "case.yaml.jinja",
-        "dvc.yaml.jinja",
-        "tests/test_pipeline.py.jinja",
-    ):
-        text = (v1 / "project" / name).read_text(encoding="utf-8")
-        text = text.replace("data/synthetic", "data/examples")
-        if name == "README.md.jinja":
+    for name in ("README.md", "case.yaml", "dvc.yaml", "tests/test_pipeline.py", "params.yaml"):
+        source = _layer_file(v1 / "project", name)
+        text = source.read_text(encoding="utf-8").replace("data/synthetic", "data/examples")
+        if name == "README.md":
             text = text.replace(
                 "before the checklist is approved.",
                 "before the checklist is approved and still valid.",
@@ -79,12 +74,11 @@ def add_v2(template: Path) -> Path:
                 "## What is where",
                 "## Reporting\n\nPut model cards and fairness reports in `reports/`.\n\n## What is where",
             )
-        (v2 / "project" / name).parent.mkdir(parents=True, exist_ok=True)
-        (v2 / "project" / name).write_text(text, encoding="utf-8")
-    params = (v1 / "project" / "params.yaml").read_text(encoding="utf-8")
-    (v2 / "project" / "params.yaml").write_text(
-        params + "report:\n  title: Bevindingen\n", encoding="utf-8"
-    )
+        if name == "params.yaml":
+            text += "report:\n  title: Bevindingen\n"
+        target = v2 / source.relative_to(v1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
     (v2 / "project" / "data" / "examples").mkdir(parents=True)
     shutil.copy2(
         v1 / "project" / "data" / "synthetic" / "example.csv",
@@ -94,6 +88,14 @@ def add_v2(template: Path) -> Path:
         "# moved to data/examples/\nproject/data/synthetic\n", encoding="utf-8"
     )
     return template
+
+
+def _layer_file(project: Path, name: str) -> Path:
+    """A template file, rendered (``.jinja``) or copied as it is."""
+    for candidate in (project / f"{name}.jinja", project / name):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(project / name)
 
 
 def git(repo: Path, *args: str) -> str:
