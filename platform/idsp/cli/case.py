@@ -141,13 +141,13 @@ def update(
     Exit 1 when conflicts need a person (the files are listed and marked), or, with --all,
     when any case could not be updated.
     """
-    from idsp import case_projects
+    from idsp import case_fleet, case_projects
 
     if every:
         if to:
             raise UserError("--to and --all do not go together", fix="Use --to for one case")
         with _spinner(not as_json) as progress:
-            items = case_projects.update_fleet(path, cfg=load(), progress=progress)
+            items = case_fleet.update_fleet(path, cfg=load(), progress=progress)
         if as_json:
             print_json([item.as_dict() for item in items])
         else:
@@ -231,9 +231,9 @@ def status(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The fleet at a glance: template version against the newest, checklist, last run."""
-    from idsp import case_projects, case_template
+    from idsp import case_fleet, case_template
 
-    cases = case_projects.fleet_status(root, cfg=load(), runs=runs)
+    cases = case_fleet.fleet_status(root, cfg=load(), runs=runs)
     newest = case_template.newest_version()
     if as_json:
         print_json({"newest_template": newest, "cases": [c.as_dict() for c in cases]})
