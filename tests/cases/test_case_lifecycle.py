@@ -285,3 +285,26 @@ def test_update_all_brings_the_fleet_along_and_reports_what_it_could_not(
 
     code, out, _ = cli("case", "update", "--all")  # case-one is done; case-two still waits
     assert code == 1 and "not updated case-two" in out and "case-one" not in out
+
+
+def _kit_types() -> list[str]:
+    from casekit import TEMPLATE
+    from idsp.case_template import questions
+
+    case_type = next(q for q in questions(TEMPLATE) if q.name == "case_type")
+    return [t for t in case_type.choices if t != "generic"]  # generic: the test above
+
+
+@pytest.mark.parametrize("case_type", _kit_types())
+def test_every_case_kit_makes_a_case_whose_tests_and_hooks_pass(cli, tmp_path, case_type):
+    dest = tmp_path / "cases"
+    code, _, err = cli(*new_args("kit-case", dest, "--type", case_type))
+    assert code == 0, err
+    case = dest / "kit-case"
+    assert git(case, "status", "--porcelain") == ""
+    proc = _run(
+        [sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider"], case
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _run([sys.executable, "-m", "pre_commit", "run", "--all-files"], case)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
