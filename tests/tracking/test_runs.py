@@ -28,7 +28,7 @@ def validate_official(case):
     return quality.validate("inspecties", case=case)
 
 
-def test_exploratory_run_is_tagged_none_and_keeps_every_metric(case, tracked):
+def test_exploratory_run_is_tagged_none_and_keeps_every_metric(case, tracked, cli, monkeypatch):
     with case.run("verkenning", datasets=["synthetisch"], params={"model": "logreg"}) as run:
         for i in range(2500):  # one at a time, as a training loop does
             run.log_metric("loss", 1.0 / (i + 1), step=i)
@@ -42,6 +42,9 @@ def test_exploratory_run_is_tagged_none_and_keeps_every_metric(case, tracked):
     assert len(client.get_metric_history(run.run_id, "loss")) == 2500
     with pytest.raises(GateRefused, match="exploratory"):
         tracking.register_model(run.run_id, "ce-model", case=case)
+    monkeypatch.chdir(case.root)
+    code, out, err = cli("tracking", "register", run.run_id, "ce-model")
+    assert code == 1 and "exploratory" in err
 
 
 def test_official_run_without_approval_creates_no_run(case, tracked):
@@ -61,7 +64,7 @@ def test_official_run_without_quality_result_is_refused(approved_case, tracked):
     assert runs_of(tracked, approved_case) == []
 
 
-def test_official_run_after_approval_carries_every_tag(approved_case, tracked):
+def test_official_run_after_approval_carries_every_tag(approved_case, tracked, cli, monkeypatch, tmp_path):
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -119,6 +122,11 @@ def test_official_run_after_approval_carries_every_tag(approved_case, tracked):
     assert "Official run" in md and tags["idsp.checklist_hash"] in md and q.sha256 in md
     assert "demographic parity difference" in md
     assert "<table>" in card["html"].read_text()
+    monkeypatch.chdir(case.root)
+    code, out, err = cli("tracking", "model-card", run.run_id, "-o", str(tmp_path / "card"), "--json")
+    assert code == 0, err
+    again = (tmp_path / "card" / "model-card.md").read_text()
+    assert "| Status | FINISHED |" in again and tags["idsp.checklist_hash"] in again
 
 
 def test_data_changed_after_approval_is_refused(approved_case, tracked):
