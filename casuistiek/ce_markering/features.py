@@ -94,6 +94,7 @@ NOT_FEATURES: dict[str, str] = {
     "safetygate_top_risk_type": "describes the kind of harm, not how likely non-compliance is",
     "price_eur": "used relative to the category median (price_ratio)",
     **{c: "known only after selection or inspection (leakage)" for c in spec.POST_SELECTION_COLUMNS},
+    **{c: "the selection decision itself: circular (leakage)" for c in spec.SELECTION_COLUMNS},
 }  # fmt: skip
 
 PROTECTED_GROUNDS = (
@@ -170,7 +171,7 @@ def check(features: tuple[Feature, ...]) -> dict[str, Any]:
         f.name for f in features
         if any(g in part for part in (f.name, *f.sources) for g in PROTECTED_GROUNDS) or set(f.sources) & set(GROUP_SOURCES)
     ]  # fmt: skip
-    leaking = [f.name for f in features if set(f.sources) & set(spec.POST_SELECTION_COLUMNS)]
+    leaking = [f.name for f in features if set(f.sources) & {*spec.POST_SELECTION_COLUMNS, *spec.SELECTION_COLUMNS}]
     return {
         "features": [asdict(f) for f in features],
         "excluded_by_params": [f.name for f in FEATURES if f not in features],

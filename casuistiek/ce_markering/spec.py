@@ -212,6 +212,7 @@ COLUMNS: tuple[Column, ...] = (
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 OUTCOME_COLUMNS = tuple(c.name for c in COLUMNS if c.group == "outcome")
 POST_SELECTION_COLUMNS = tuple(c.name for c in COLUMNS if not c.at_selection)
+SELECTION_COLUMNS = tuple(c.name for c in COLUMNS if c.group == "selection")
 TARGET = "noncompliant_on_inspection"
 # Fairness groups: tested, never used as model features.
 GROUP_COLUMNS = ("operator_legal_form", "operator_size_class", "operator_country_region")
