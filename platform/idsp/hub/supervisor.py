@@ -307,8 +307,6 @@ class Hub:
         return 1 if died else 0
 
     def stop(self) -> None:
-        import psutil
-
         if self.hub is not None and self.hub.poll() is None:
             self.hub.terminate()  # the hub stops its services; user servers stay (by design)
             try:
@@ -327,7 +325,6 @@ class Hub:
                 except ProcessLookupError:
                     pass
         (self.prep.paths.state_dir / "supervisor.pid").unlink(missing_ok=True)
-        del psutil
 
 
 def up(cfg: PlatformConfig, *, dev: bool = False, config_path: str | None = None, echo=print) -> int:
@@ -370,9 +367,14 @@ def down(cfg: PlatformConfig, *, servers: bool = False, timeout: float = 60) -> 
         except ProcessLookupError:
             stopped = True
     if servers:
+        import pwd
+
         import psutil
 
-        uids = {p.pw_uid for p in __import__("pwd").getpwall() if p.pw_name.startswith(cfg.hub.user_prefix)}
-        procs = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real in uids]
+        prefix = cfg.hub.user_prefix
+        uids = {p.pw_uid for p in pwd.getpwall() if p.pw_name.startswith(prefix)}
+        procs = [
+            p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real in uids
+        ]
         _end(procs, grace=10)
     return stopped
