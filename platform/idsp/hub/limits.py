@@ -1,9 +1,9 @@
 """Memory and CPU limits for a user server, enforced by the kernel.
 
-Rule: a limit that is configured is enforced or the spawn fails; it is never silently
-ignored. Linux control groups are used (v2, else v1 memory/cpu controllers); where no
-writable cgroup exists the memory limit falls back to ``RLIMIT_DATA`` (heap and private
-mappings) and the CPU limit is reported as not enforced in the hub log.
+Rule: the memory limit is always enforced by the kernel, never silently dropped: a cgroup
+(v2, else the v1 memory controller) and, where no cgroup is writable, ``RLIMIT_DATA`` (heap
+and private mappings). The CPU limit needs a cgroup; the hub log says how each server's
+limits are enforced, including "CPU not enforced".
 """
 
 from __future__ import annotations
@@ -75,12 +75,13 @@ class Limits:
                     (cpu_dir / "cpu.cfs_period_us").write_text(str(period))
                     (cpu_dir / "cpu.cfs_quota_us").write_text(str(int(self.cpu * period)))
                     self.dirs.append(cpu_dir)
-                return f"cgroup v1 {mem}"
+                cpu_note = "" if len(self.dirs) > 1 or not self.cpu else ", CPU not enforced"
+                return f"cgroup v1 {mem}{cpu_note}"
         except OSError as exc:
             self.mode = "none"
             self.dirs = []
-            return f"rlimit (cgroups not writable: {exc})"
-        return "rlimit (no cgroups)"
+            return f"RLIMIT_DATA, CPU not enforced (cgroups not writable: {exc})"
+        return "RLIMIT_DATA, CPU not enforced (no cgroups)"
 
     def join(self) -> None:
         pid = str(os.getpid())
