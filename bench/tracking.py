@@ -80,9 +80,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--naive", type=int, default=None, help="points for the naive loop")
     parser.add_argument("--points", type=int, default=None, help="points for log_batch and idsp")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating rounds of log_batch and idsp")
     args = parser.parse_args()
     naive_n = args.naive or (100 if args.quick else 300)
-    n = args.points or (10_000 if args.quick else 50_000)
+    n = args.points or (10_000 if args.quick else 30_000)
 
     import mlflow
     from idsp.case import Case
@@ -116,26 +117,32 @@ def main() -> None:
             naive_s = time.perf_counter() - t
         rows.append(("naive mlflow.log_metric loop", naive_n, naive_s, len(client.get_metric_history(run.info.run_id, "m"))))
 
-        # log_batch: 1,000 per request, the caller batches by hand
-        run = client.create_run(exp, run_name="log_batch")
-        t = time.perf_counter()
-        now = int(time.time() * 1000)
-        for start in range(0, n, 1000):
-            batch = [Metric("m", float(i), now, i) for i in range(start, min(start + 1000, n))]
-            client.log_batch(run.info.run_id, metrics=batch)
-        batch_s = time.perf_counter() - t
-        client.set_terminated(run.info.run_id)
-        rows.append(("MlflowClient.log_batch (1,000/request)", n, batch_s, len(client.get_metric_history(run.info.run_id, "m"))))
+        # log_batch (1,000 per request, batched by hand) and idsp (one call per point),
+        # alternated `repeat` times so load from elsewhere hits both alike; median shown.
+        batch_runs, idsp_runs = [], []
+        for _ in range(args.repeat):
+            run = client.create_run(exp, run_name="log_batch")
+            t = time.perf_counter()
+            now = int(time.time() * 1000)
+            for start in range(0, n, 1000):
+                batch = [Metric("m", float(i), now, i) for i in range(start, min(start + 1000, n))]
+                client.log_batch(run.info.run_id, metrics=batch)
+            batch_runs.append((time.perf_counter() - t, run.info.run_id))
+            client.set_terminated(run.info.run_id)
 
-        # idsp: one call per point, inside the run (includes gate + run creation + end)
-        t = time.perf_counter()
-        with case.run("idsp-one-at-a-time", datasets=["synthetisch"]) as r:
-            t_logging = time.perf_counter()
-            for i in range(n):
-                r.log_metric("m", float(i), step=i)
-        idsp_s = time.perf_counter() - t_logging
-        whole_s = time.perf_counter() - t
-        rows.append(("idsp run.log_metric, one at a time", n, idsp_s, len(client.get_metric_history(r.run_id, "m"))))
+            t = time.perf_counter()
+            with case.run("idsp-one-at-a-time", datasets=["synthetisch"]) as r:
+                t_logging = time.perf_counter()
+                for i in range(n):
+                    r.log_metric("m", float(i), step=i)
+            idsp_runs.append((time.perf_counter() - t_logging, r.run_id, time.perf_counter() - t))
+        batch_s, batch_id = sorted(batch_runs)[len(batch_runs) // 2]
+        idsp_s, idsp_id, whole_s = sorted(idsp_runs)[len(idsp_runs) // 2]
+        rows.append((f"MlflowClient.log_batch (1,000/request), median of {args.repeat}", n, batch_s, len(client.get_metric_history(batch_id, "m"))))
+        rows.append((f"idsp run.log_metric, one at a time, median of {args.repeat}", n, idsp_s, len(client.get_metric_history(idsp_id, "m"))))
+        lost = [rid for _, rid, *_ in batch_runs + idsp_runs if len(client.get_metric_history(rid, "m")) != n]
+        if lost:
+            raise SystemExit(f"points lost in runs {lost}")
 
         # idsp in a process that exits right after the last call
         script = CHILD.format(platform=str(ROOT / "platform"), root=str(ROOT), case=str(case_root), n=n)

@@ -429,7 +429,7 @@ class TrackedRun:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
-            self._finish("FINISHED")
+            self._finish("FINISHED", raise_errors=True)
         else:
             self._finish("FAILED", f"{exc_type.__name__}: {exc}")
         return False
@@ -590,7 +590,8 @@ class TrackedRun:
             **data,
         )
 
-    def _finish(self, status: str, reason: str | None = None) -> None:
+    def _finish(self, status: str, reason: str | None = None, *, raise_errors: bool = False) -> None:
+        """End the run once; with ``raise_errors`` a run that could not be ended cleanly raises."""
         if self._ended or self.run_id is None:
             return
         self._ended = True
@@ -623,7 +624,7 @@ class TrackedRun:
             self._audit("run.ended", run_id=self.run_id, status=status)
         except Exception:  # the audit log must not hide the run's own outcome
             pass
-        if error is not None and reason is None and status == "FAILED":
+        if error is not None and raise_errors:
             raise TrackingServerUnavailable(
                 f"run {self.run_id} could not be completed on the tracking server at {self.uri} ({error})",
                 fix="It is recorded as unfinished and will be marked FAILED by the next run; "
@@ -632,7 +633,7 @@ class TrackedRun:
 
     def end(self) -> None:
         """End the run as FINISHED (when not used as a context manager)."""
-        self._finish("FINISHED")
+        self._finish("FINISHED", raise_errors=True)
 
     # -- logging --
 

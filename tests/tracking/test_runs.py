@@ -280,9 +280,19 @@ def test_a_run_cut_off_mid_way_is_marked_failed_by_the_next_run(case, tracked, m
     client = MlflowClient(tracked.url)
     assert client.get_run(cut_id).info.status == "RUNNING"  # the server never heard the end
     proxy.up = True
+    # the next run through that server closes it first; then it is cut after its last call:
+    # the block ends normally, but the end cannot be written
+    with pytest.raises(tracking.TrackingServerUnavailable, match="could not be completed"):
+        with case.run("cut-at-end", datasets=["synthetisch"]) as run:
+            assert client.get_run(cut_id).info.status == "FAILED"
+            run.log_metric("b", 2.0)
+            proxy.cut()
+    end_id = run.run_id
+    assert client.get_run(end_id).info.status == "RUNNING"
+    proxy.up = True
     with case.run("next", datasets=["synthetisch"]):
         pass
-    r = client.get_run(cut_id)
-    assert r.info.status == "FAILED"
-    assert "TrackingServerUnavailable" in r.data.tags["idsp.failure"]
+    assert client.get_run(end_id).info.status == "FAILED"
+    assert "TrackingServerUnavailable" in client.get_run(cut_id).data.tags["idsp.failure"]
+    assert "metrics not all written" in client.get_run(end_id).data.tags["idsp.failure"]
     proxy.close()
