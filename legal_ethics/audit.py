@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from idsp.errors import Refused, UserError
+from idsp.files import atomic_write
 
 from legal_ethics.canonical import canonical_json, sha256_hex
-from legal_ethics.storage import atomic_write, locked
+from legal_ethics.storage import locked
 
 GENESIS = "0" * 64
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from idsp.errors import UserError
+from idsp.files import atomic_write
 
 from legal_ethics.canonical import sha256_file, sha256_of
 from legal_ethics.schema import (
@@ -27,7 +28,7 @@ from legal_ethics.schema import (
     MetricCheck,
     ReviewRecord,
 )
-from legal_ethics.storage import atomic_write, dump_yaml, read_model
+from legal_ethics.storage import dump_yaml, read_model
 
 ETHICS_DIR = "ethics"
 CHECKLIST_FILE = "checklist.yaml"

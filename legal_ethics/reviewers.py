@@ -23,11 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from idsp.errors import UserError
+from idsp.files import atomic_write
 from pydantic import Field, field_validator
 
 from legal_ethics.canonical import sha256_of
 from legal_ethics.schema import ROLES, _Frozen, _role
-from legal_ethics.storage import atomic_write, dump_yaml, locked, read_model
+from legal_ethics.storage import dump_yaml, locked, read_model
 
 KEY_ENV = "IDSP_KEY_FILE"
 USER_ENV = "IDSP_USER"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import yaml
 
 from idsp.errors import UserError
+from idsp.files import atomic_write
 
 
 def index_path(cfg=None) -> Path:
@@ -54,21 +53,6 @@ def _index_lock(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def record_in_index(entry: dict[str, Any], cfg=None) -> Path:
     """Add or replace (by id and path) one case in the platform's case index."""
     path = index_path(cfg)
@@ -81,7 +65,7 @@ def record_in_index(entry: dict[str, Any], cfg=None) -> Path:
         cases.append(entry)
         cases.sort(key=lambda c: (str(c.get("id")), str(c.get("path"))))
         header = "# The platform's case index, written by `idsp case new` and `idsp case update`.\n"
-        _write_atomic(
+        atomic_write(
             path, header + yaml.safe_dump({"cases": cases}, sort_keys=False, allow_unicode=True)
         )
     return path
