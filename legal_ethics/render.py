@@ -178,7 +178,8 @@ def _md_item(item: ChecklistItem, answer: Answer | None) -> list[str]:
     out.append(f"Verantwoordelijk: {role_label(item.responsible_role)}; beoordelaars: {', '.join(role_label(r) for r in item.reviewer_roles)}  ")
     if item.metric:
         m = item.metric
-        out.append(f"Metriek: `{m.path}` in `{m.artifact}` {m.op} {m.threshold:g}  ")
+        justify = f"; niet gehaald: rechtvaardiging vereist in `{m.justify_with}`" if m.justify_with else ""
+        out.append(f"Metriek: `{m.path}` in `{m.artifact}` {m.op} {m.threshold:g}{justify}  ")
     out.append("")
     out.append(f"**Antwoord:** {_value(answer)}  ")
     if answer is not None:
@@ -283,7 +284,8 @@ def _html_item(item: ChecklistItem, answer: Answer | None) -> list[str]:
                f"beoordelaars: {_e(', '.join(role_label(r) for r in item.reviewer_roles))}</div>")
     if item.metric:
         m = item.metric
-        out.append(f'<div class="meta">Metriek: <code>{_e(m.path)}</code> in <code>{_e(m.artifact)}</code> {_e(m.op)} {m.threshold:g}</div>')
+        justify = f"; niet gehaald: rechtvaardiging vereist in <code>{_e(m.justify_with)}</code>" if m.justify_with else ""
+        out.append(f'<div class="meta">Metriek: <code>{_e(m.path)}</code> in <code>{_e(m.artifact)}</code> {_e(m.op)} {m.threshold:g}{justify}</div>')
     out.append(f'<div class="answer"><strong>Antwoord:</strong> {_e(_value(answer))}')
     if answer is not None:
         if answer.rationale:

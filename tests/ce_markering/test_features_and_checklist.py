@@ -74,6 +74,10 @@ def test_a_trigger_demands_a_justification_entry_and_accepts_one(tmp_path):
     workflow.answer(case, ethics.JUSTIFICATION, "gerechtvaardigd", rationale="zie toets", evidence=["docs/rt.md"], actor="pim")
     problems = checklist.item_problems(case, defn, checklist.load_answers(case))
     assert not [p for p in problems if "ce.fairness.triggers" in p]
+    from legal_ethics import render
+
+    text = render.render_markdown(render.view(case))
+    assert "rechtvaardiging vereist in `ce.rechtvaardigingstoets`" in text  # the reviewer reads the rule
 
 
 def test_no_trigger_needs_no_justification(tmp_path):
