@@ -36,7 +36,8 @@ def free_port() -> int:
 class RunningHub:
     """One `idsp hub up` process and what it needs to be restarted and cleaned up."""
 
-    def __init__(self, env: dict, workdir: Path, prefix: str):
+    def __init__(self, env: dict, workdir: Path, prefix: str, args: tuple[str, ...] = ()):
+        self.args = args
         self.env = env
         self.workdir = workdir
         self.prefix = prefix
@@ -53,7 +54,7 @@ class RunningHub:
         t0 = time.monotonic()
         offset = self.output.stat().st_size if self.output.exists() else 0
         self.proc = subprocess.Popen(
-            [IDSP, "hub", "up"],
+            [IDSP, "hub", "up", *self.args],
             env=self.env,
             stdout=open(self.output, "ab"),
             stderr=subprocess.STDOUT,

@@ -181,6 +181,11 @@ def prepare(
     elif cfg.hub.authenticator == "dummy":
         note = "DEV MODE: test authenticator, any user name and password log in"
     paths.config_file.write_text(CONFIG_TEMPLATE, encoding="utf-8")
+    from idsp.hub.bytecode import precompile
+
+    compiled, seconds = precompile(Path(sys.prefix) / ".idsp-bytecode.stamp")
+    if compiled:
+        echo(f"note: byte-compiled {compiled} modules for user servers ({seconds:.1f} s, once)")
     return Prepared(paths, env, note)
 
 
