@@ -14,13 +14,13 @@ import html
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idsp.errors import DataError, QualityError, UserError
+from idsp.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from idsp.case import Case
@@ -167,7 +167,7 @@ def save_suite(
     folder = suite_dir(case, gx_dir)
     body = {k: v for k, v in suite.items() if not k.startswith("_")}
     path = folder / f"{name}.json"
-    _write_atomic(path, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(path, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
@@ -265,10 +265,10 @@ def write_evidence(result: QualityResult, folder: Path) -> QualityResult:
         body.pop(key)
     text = json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n"
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    _write_atomic(json_path, text)
-    _write_atomic(json_path.with_name(json_path.name + ".sha256"), f"{digest}  {json_path.name}\n")
+    atomic_write(json_path, text)
+    atomic_write(json_path.with_name(json_path.name + ".sha256"), f"{digest}  {json_path.name}\n")
     done = _replace(result, json_path=json_path, html_path=html_path, sha256=digest)
-    _write_atomic(html_path, render_html(done))
+    atomic_write(html_path, render_html(done))
     return done
 
 
@@ -531,20 +531,6 @@ def _replace(result: QualityResult, **changes: Any) -> QualityResult:
     from dataclasses import replace
 
     return replace(result, **changes)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- HTML report -----------------------------------------------------------------------------
