@@ -15,6 +15,7 @@ import os
 import pwd
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 from idsp.errors import UserError
@@ -26,6 +27,8 @@ USERNAME_PATTERN = USERNAME_RE.pattern
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,11}-$")
 _GROUP_CHARS = re.compile(r"[^a-z0-9-]+")
 MAX_NAME = 32  # Linux account and group names
+# Spawns prepare accounts in worker threads: one at a time, so "exists? else add" holds.
+OS_LOCK = threading.Lock()
 
 
 def check_prefix(prefix: str) -> None:

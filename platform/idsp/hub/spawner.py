@@ -8,6 +8,7 @@ of that fails, the server does not start. Processes are never started as root.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import pwd
 from pathlib import Path
@@ -77,20 +78,27 @@ class IdspSpawner(LocalProcessSpawner):
 
     async def start(self):
         name = self.os_name
-        self._join_case_groups()
-        account = accounts.ensure_account(name, Path(self.homes_root))
+        self._join_case_groups()  # hub database: stays on the event loop's thread
         groups = [accounts.os_group_name(self.user_prefix, g) for g in self._hub_groups()]
-        accounts.set_groups(name, groups)
         my_cases = set(self._case_ids())
-        if self.case_index:
-            for case in read_index(Path(self.case_index), Path(self.cases_root)):
-                if case.id in my_cases:
-                    accounts.share_folder(case.path, accounts.os_group_name(self.user_prefix, case.group))
-        self._limits = limits.Limits(name, limits.parse_bytes(self.mem_limit), self.cpu_limit)
-        how = self._limits.prepare()
+        lim = limits.Limits(name, limits.parse_bytes(self.mem_limit), self.cpu_limit)
+        # useradd/usermod/groupadd and cgroupfs writes block: keep them off the event loop.
+        account, how = await asyncio.to_thread(self._prepare_os, name, groups, my_cases, lim)
+        self._limits = lim
         self.log.info("server of %s runs as %s (uid %s); limits via %s", self.user.name, name, account.pw_uid, how)
         await self._provision_tracking()
         return await super().start()
+
+    def _prepare_os(self, name, groups, my_cases, lim):
+        with accounts.OS_LOCK:
+            account = accounts.ensure_account(name, Path(self.homes_root))
+            accounts.set_groups(name, groups)
+            if self.case_index:
+                for case in read_index(Path(self.case_index), Path(self.cases_root)):
+                    if case.id in my_cases:
+                        group = accounts.os_group_name(self.user_prefix, case.group)
+                        accounts.share_folder(case.path, group)
+        return account, lim.prepare()
 
     async def _provision_tracking(self) -> None:
         if not self.tracking_uri:
