@@ -289,7 +289,7 @@ def write(
 ) -> dict[str, Path]:
     """Write ``model-card.md`` and ``model-card.html``; with ``log`` also as run artefacts."""
     from idsp.config import load_config
-    from idsp.quality import _write_atomic
+    from idsp.files import atomic_write
 
     config = config or load_config()
     if case is None:
@@ -303,8 +303,8 @@ def write(
     title, sections = build(run_id, config=config, case=case)
     folder = Path(output) if output else Path(tempfile.mkdtemp(prefix="idsp-model-card-"))
     md_path, html_path = folder / "model-card.md", folder / "model-card.html"
-    _write_atomic(md_path, to_markdown(title, sections))
-    _write_atomic(html_path, to_html(title, sections))
+    atomic_write(md_path, to_markdown(title, sections))
+    atomic_write(html_path, to_html(title, sections))
     if log:
         if run is not None:
             run.log_artifact(md_path, "model_card")
