@@ -7,22 +7,6 @@ from pathlib import Path
 import pytest
 
 
-def build_tree(root: Path, tree: dict) -> Path:
-    """Write a folder from a dict: str/bytes values are files, dict values are folders."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name, value in tree.items():
-        path = root / name
-        if isinstance(value, dict):
-            build_tree(path, value)
-        elif isinstance(value, bytes):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(value)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(value, encoding="utf-8")
-    return root
-
-
 @pytest.fixture(autouse=True)
 def idsp_home(tmp_path_factory, monkeypatch) -> Path:
     """Every test gets its own platform home; no test sees the developer's ~/.idsp."""

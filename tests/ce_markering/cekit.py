@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from testkit.ethics import passing_value
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
 ZAAK = "NVWA-2026-000031"
@@ -68,20 +70,6 @@ DOCS = {
     "discriminatieprotocol": ("docs/discriminatieprotocol.md", "# Discriminatieprotocol\n"),
     "DPIA-document": ("docs/dpia.md", "# DPIA\n"),
 }
-
-
-def passing_value(item):
-    if item.answer_type == "choice":
-        return item.pass_values[0] if item.pass_values else item.options[0]
-    if item.answer_type == "yes_no":
-        return "yes" if item.expected is not False else "no"
-    if item.answer_type == "number":
-        return str(item.minimum if item.minimum is not None else 1)
-    if item.answer_type == "date":
-        return "2026-01-31"
-    if item.answer_type == "text":
-        return "Beschreven in het projectplan, paragraaf 2."
-    return None
 
 
 def answer_blocking(case, *, skip: tuple[str, ...] = (), actor: str = "pim") -> None:

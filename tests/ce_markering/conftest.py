@@ -6,16 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from testkit.mlflow_server import start_server
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # --import-mode=importlib: cekit beside this file
-sys.path.insert(0, str(HERE.parent / "tracking"))  # the tracking tests' server helper
 
 
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory):
-    from tracking_kit import start_server
-
     server = start_server(tmp_path_factory.mktemp("mlflow-server"))
     yield server
     server.stop()

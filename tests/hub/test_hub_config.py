@@ -81,7 +81,7 @@ def test_case_index_becomes_case_groups(tmp_path, build_tree):
 
 @pytest.fixture
 def build_tree():
-    from tests.conftest import build_tree as bt
+    from testkit.files import build_tree as bt
 
     return bt
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from idsp import quality
 from idsp.errors import QualityError, UserError
+from testkit.files import build_tree
 
 BSN = "111222333"  # passes the elfproef
 EMAIL = "jan.jansen@example.nl"
@@ -50,17 +51,6 @@ def make_case(build_tree, root, *, personal=True, data=GOOD, suite=SUITE):
     from idsp.case import Case
 
     return Case.open(root)
-
-
-def build_tree(root, tree: dict):
-    """Write a folder from a dict (as tests/conftest.py's helper, which is not importable)."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name, value in tree.items():
-        if isinstance(value, dict):
-            build_tree(root / name, value)
-        else:
-            (root / name).write_text(value, encoding="utf-8")
-    return root
 
 
 def test_passing_suite_writes_evidence_with_its_sha256(tmp_path):

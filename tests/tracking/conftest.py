@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # --import-mode=importlib
-
-from tracking_kit import answer_all, approve_all, build_tree, case_tree, start_server  # noqa: E402
+from testkit.ethics import answer_all, approve_all, case_tree
+from testkit.files import build_tree
+from testkit.mlflow_server import start_server
 
 
 @pytest.fixture(scope="module")

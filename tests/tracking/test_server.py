@@ -12,7 +12,7 @@ import urllib.request
 
 import psutil
 import pytest
-from tracking_kit import start_server
+from testkit.mlflow_server import start_server
 
 POSTGRES = os.environ.get("IDSP_TEST_POSTGRES_URI")
 
