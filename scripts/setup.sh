@@ -27,7 +27,7 @@ if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check "uv==0.13.9"
 fi
 echo "==> installing Python packages from requirements.lock"
-.venv/bin/uv pip sync -q --python .venv/bin/python requirements.lock
+.venv/bin/uv pip sync -q --compile-bytecode --python .venv/bin/python requirements.lock
 .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
 
 if [ -f package.json ]; then

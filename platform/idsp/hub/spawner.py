@@ -118,6 +118,8 @@ class IdspSpawner(LocalProcessSpawner):
         self.environment = {
             **self.environment,
             "MLFLOW_TRACKING_URI": self.tracking_uri,
+            # idsp.tracking reads the platform setting, not MLFLOW_TRACKING_URI
+            "IDSP_TRACKING__URI": self.tracking_uri,
             "MLFLOW_TRACKING_USERNAME": self.user.name,
             "MLFLOW_TRACKING_PASSWORD": password,
         }
