@@ -421,6 +421,20 @@ class _Hmac:
             append(o.digest())
         return b"".join(out)
 
+    def digests_fixed(self, buffer: bytes, width: int) -> bytes:
+        """The digests of the values packed back to back, each ``width`` bytes long."""
+        inner, outer = self.inner, self.outer
+        view = memoryview(buffer)
+        out = []
+        append = out.append
+        for start in range(0, len(buffer), width):
+            i = inner.copy()
+            i.update(view[start : start + width])
+            o = outer.copy()
+            o.update(i.digest())
+            append(o.digest())
+        return b"".join(out)
+
 
 # Set just before the worker processes fork, so they inherit the values instead of
 # receiving them pickled; each task is only a (start, stop) range.
@@ -446,6 +460,7 @@ def idle_cores() -> int:
         busy = os.getloadavg()[0]
     except OSError:
         busy = 0.0
+    busy = max(0.0, busy - 1.0)  # the calling process itself is one of the busy ones
     return max(1, min(cores, int(cores - busy + 0.5)))
 
 
@@ -535,10 +550,58 @@ def _factorize(series: pd.Series, kind: str):
                     slot = int(np.flatnonzero(missing)[0])
                     codes = np.where(codes == slot, -1, codes - (codes > slot))
                     ints = ints[~missing]
-                uniques = np.char.zfill(ints.astype(str), width).astype(object)
-                return codes, uniques
+                return codes, _PackedDigits.from_ints(ints, width, kind)
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     return codes, np.asarray(uniques, dtype=object)
+
+
+@dataclass(frozen=True)
+class _PackedDigits:
+    """Distinct digit identifiers as integers: validity by arithmetic, and the valid ones
+    as zero-padded ASCII packed back to back, ready for hashing without Python strings."""
+
+    valid: Any  # bool array, one per distinct value
+    packed: bytes
+    width: int
+
+    def __len__(self) -> int:
+        return len(self.valid)
+
+    @classmethod
+    def from_ints(cls, ints, width: int, kind: str) -> _PackedDigits:
+        import numpy as np
+
+        digits = np.empty((len(ints), width), dtype=np.uint8)
+        rest = ints.astype(np.int64)
+        for position in range(width - 1, -1, -1):
+            digits[:, position] = rest % 10
+            rest = rest // 10
+        valid = ints > 0
+        if kind == "bsn":
+            valid &= (digits.astype(np.int64) @ np.array(_BSN_WEIGHTS, dtype=np.int64)) % 11 == 0
+        return cls(valid, (digits[valid] + 48).tobytes(), width)
+
+
+def _hash_distinct(uniques, kind: str, secret: bytes, workers: int | None):
+    """(valid flags, pseudonyms of the valid values in order) for the distinct values."""
+    import numpy as np
+
+    if isinstance(uniques, _PackedDigits):
+        return uniques.valid, _split_hex(_Hmac(secret).digests_fixed(uniques.packed, uniques.width))
+    if kind == "text":
+        quick = _text_fast(uniques)
+        normalise, check = _text, None
+    else:
+        spec = KINDS[kind]
+        fast = getattr(spec.check, "fast", None)
+        quick = fast(uniques) if fast else None
+        normalise, check = spec.normalise, spec.check
+    if quick is not None:
+        valid, normal = quick
+        return valid, hmac_many(secret, normal[valid].tolist(), workers)
+    normal = [normalise(u) if check is None or check(u) else None for u in uniques]
+    valid = np.fromiter((n is not None for n in normal), dtype=bool, count=len(normal))
+    return valid, hmac_many(secret, [n for n in normal if n is not None], workers)
 
 
 def pseudonymise(
@@ -584,24 +647,7 @@ def pseudonymise(
                             fix=f"Use one of: {', '.join(KINDS)}, text")
         kinds[column] = kind
         codes, uniques = _factorize(df[column], kind)
-        quick = None
-        if kind == "text":
-            quick = _text_fast(uniques)
-            if quick is None:
-                normal = [_text(u) for u in uniques]
-        else:
-            spec = KINDS[kind]
-            fast = getattr(spec.check, "fast", None)
-            quick = fast(uniques) if fast else None
-            if quick is None:
-                normal = [spec.normalise(u) if spec.check(u) else None for u in uniques]
-        if quick is not None:
-            valid, normal_array = quick
-            todo = normal_array[valid].tolist()
-        else:
-            valid = np.fromiter((n is not None for n in normal), dtype=bool, count=len(normal))
-            todo = [n for n in normal if n is not None]
-        hashed = hmac_many(key.secret, todo, workers)
+        valid, hashed = _hash_distinct(uniques, kind, key.secret, workers)
         table = np.empty(len(uniques) + 1, dtype=object)
         table[-1] = None  # missing stays missing
         table[:-1][valid] = hashed
