@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from testkit.tools import REPO, VENV_BIN, tool_env  # noqa: F401  (re-exported to the tests)
+
 TEMPLATE = REPO / "templates" / "case"
-VENV_BIN = str(Path(sys.executable).parent)
 ZAAK = "ILT-2026-004512"
-
-
-def tool_env(**extra: str) -> dict[str, str]:
-    """The environment a person on the hub has: the platform's tools on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    env.update(extra)
-    return env
 
 
 V2_MIGRATION = '''\

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from testkit.ethics import passing_value
+from testkit.tools import REPO, VENV_BIN, tool_env  # noqa: F401  (re-exported to the tests)
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = str(Path(sys.executable).parent)
 ZAAK = "NVWA-2026-000031"
-
-
-def tool_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    env.update(extra)
-    return env
 
 
 def new_case(dest: Path, name: str = "ce-speelgoed", rows: int = 30_000) -> Path:

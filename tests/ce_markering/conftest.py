@@ -6,23 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from testkit.mlflow_server import start_server
+from testkit.mlflow_server import point_client_at, start_server, tracking_server  # noqa: F401
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # --import-mode=importlib: cekit beside this file
 
 
-@pytest.fixture(scope="module")
-def tracking_server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("mlflow-server"))
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def tracked(tracking_server, monkeypatch):
-    monkeypatch.setenv("IDSP_TRACKING__URI", tracking_server.url)
-    monkeypatch.setenv("IDSP_TRACKING__RETRIES", "2")
-    monkeypatch.setenv("IDSP_TRACKING__TIMEOUT_SECONDS", "20")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return tracking_server
+def tracked(tracking_server, monkeypatch):  # noqa: F811  (the imported fixture)
+    return point_client_at(monkeypatch, tracking_server, retries=2, timeout=20)

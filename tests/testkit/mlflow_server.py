@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 IDSP = [sys.executable, "-c", "from idsp.cli import main; main()"]
 
 
@@ -62,3 +64,20 @@ def start_server(home: Path, *args: str, env: dict | None = None, timeout: float
             time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)
     raise RuntimeError(f"server not up in {timeout}s: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    """One real `idsp tracking serve` per test module (import this fixture in a conftest)."""
+    server = start_server(tmp_path_factory.mktemp("mlflow-server"))
+    yield server
+    server.stop()
+
+
+def point_client_at(monkeypatch, server: Server, *, retries: int, timeout: int) -> Server:
+    """Make idsp.tracking use ``server`` (not MLFLOW_TRACKING_URI), with the given retries."""
+    monkeypatch.setenv("IDSP_TRACKING__URI", server.url)
+    monkeypatch.setenv("IDSP_TRACKING__RETRIES", str(retries))
+    monkeypatch.setenv("IDSP_TRACKING__TIMEOUT_SECONDS", str(timeout))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return server

@@ -10,24 +10,13 @@ from pathlib import Path
 import pytest
 from testkit.ethics import answer_all, approve_all, case_tree
 from testkit.files import build_tree
-from testkit.mlflow_server import start_server
-
-
-@pytest.fixture(scope="module")
-def tracking_server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("mlflow-server"))
-    yield server
-    server.stop()
+from testkit.mlflow_server import point_client_at, start_server, tracking_server  # noqa: F401
 
 
 @pytest.fixture
-def tracked(tracking_server, monkeypatch):
+def tracked(tracking_server, monkeypatch):  # noqa: F811  (the imported fixture)
     """Point the client at the module's server, with short retries."""
-    monkeypatch.setenv("IDSP_TRACKING__URI", tracking_server.url)
-    monkeypatch.setenv("IDSP_TRACKING__RETRIES", "1")
-    monkeypatch.setenv("IDSP_TRACKING__TIMEOUT_SECONDS", "5")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return tracking_server
+    return point_client_at(monkeypatch, tracking_server, retries=1, timeout=5)
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import os
 import secrets
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from idsp.config import PlatformConfig
 from idsp.errors import UserError
+from idsp.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -84,17 +84,7 @@ def private_dir(path: Path, mode: int = 0o700) -> Path:
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically with mode 0600."""
     private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, mode=0o600)
 
 
 def check_private(path: Path) -> None:
