@@ -8,10 +8,11 @@ answers with a boolean Series, computed on the distinct values only).
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -408,48 +409,72 @@ class _Hmac:
         self.inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self.outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
-    def digests(self, values: Sequence[str]) -> bytes:
-        """The 32-byte digests of all values, concatenated."""
-        inner, outer = self.inner, self.outer
+    def digests(self, messages: Iterable[bytes | memoryview]) -> bytes:
+        """The 32-byte digests of all messages, concatenated."""
+        inner, outer = self.inner.copy, self.outer.copy
         out = []
         append = out.append
-        for value in values:
-            i = inner.copy()
-            i.update(value.encode())
-            o = outer.copy()
-            o.update(i.digest())
-            append(o.digest())
-        return b"".join(out)
-
-    def digests_fixed(self, buffer: bytes, width: int) -> bytes:
-        """The digests of the values packed back to back, each ``width`` bytes long."""
-        inner, outer = self.inner, self.outer
-        view = memoryview(buffer)
-        out = []
-        append = out.append
-        for start in range(0, len(buffer), width):
-            i = inner.copy()
-            i.update(view[start : start + width])
-            o = outer.copy()
+        for message in messages:
+            i = inner()
+            i.update(message)
+            o = outer()
             o.update(i.digest())
             append(o.digest())
         return b"".join(out)
 
 
-# Set just before the worker processes fork, so they inherit the values instead of
-# receiving them pickled; each task is only a (start, stop) range.
-_SHARED: tuple[_Hmac, Sequence[str]] | None = None
+# The job of the forked workers, set just before they fork so that they inherit it (and the
+# values it reads) instead of receiving it pickled; each task is only a (start, stop) range.
+_JOB: Callable[[int, int], None] | None = None
 
 
-def _work(bounds: tuple[int, int]) -> bytes:
-    assert _SHARED is not None
-    hasher, values = _SHARED
-    return hasher.digests(values[bounds[0] : bounds[1]])
+def _run_job(bounds: tuple[int, int]) -> None:
+    assert _JOB is not None
+    _JOB(*bounds)
 
 
-def _split_hex(blob: bytes) -> list[str]:
-    text = blob.hex()
-    return [text[i : i + 64] for i in range(0, len(text), 64)]
+def _hex_digests(secret: bytes, count: int, messages: Callable[[int, int], Iterable[bytes | memoryview]],
+                 workers: int | None) -> memoryview:
+    """The hex HMAC-SHA256 digests of messages ``0 .. count-1``, 64 ASCII bytes each, back
+    to back. ``messages(start, stop)`` yields the messages of a range.
+
+    Large inputs are split in ranges over forked worker processes when cores are idle
+    (hashlib keeps the GIL for short inputs, so threads would not help); each worker
+    writes its hex digests straight into a shared anonymous memory map, so nothing is
+    pickled, sent back or joined.
+    """
+    global _JOB
+    import mmap
+
+    hasher = _Hmac(secret)
+    out = mmap.mmap(-1, max(64 * count, 1))  # anonymous and shared with forked children
+
+    def job(start: int, stop: int) -> None:
+        out[64 * start : 64 * stop] = binascii.hexlify(hasher.digests(messages(start, stop)))
+
+    workers = workers or idle_cores()
+    if workers <= 1 or count < PARALLEL_THRESHOLD:
+        job(0, count)
+    else:
+        import multiprocessing as mp
+
+        size = -(-count // (workers * 4))
+        _JOB = job
+        try:
+            with mp.get_context("fork").Pool(workers) as pool:
+                pool.map(_run_job, [(i, min(i + size, count)) for i in range(0, count, size)])
+        finally:
+            _JOB = None
+    return memoryview(out)[: 64 * count]
+
+
+def _text_messages(values: Sequence[str]) -> Callable[[int, int], Iterable[bytes]]:
+    return lambda start, stop: (value.encode() for value in values[start:stop])
+
+
+def _fixed_messages(packed: bytes, width: int) -> Callable[[int, int], Iterable[memoryview]]:
+    view = memoryview(packed)
+    return lambda start, stop: (view[i : i + width] for i in range(start * width, stop * width, width))
 
 
 def idle_cores() -> int:
@@ -465,23 +490,9 @@ def idle_cores() -> int:
 
 
 def hmac_many(secret: bytes, values: Sequence[str], workers: int | None = None) -> list[str]:
-    """Hex HMAC-SHA256 of many strings; large inputs are split over the CPU cores."""
-    global _SHARED
-    workers = workers or idle_cores()
-    hasher = _Hmac(secret)
-    if workers <= 1 or len(values) < PARALLEL_THRESHOLD:
-        return _split_hex(hasher.digests(values))
-    import multiprocessing as mp
-
-    size = -(-len(values) // (workers * 4))
-    bounds = [(i, min(i + size, len(values))) for i in range(0, len(values), size)]
-    _SHARED = (hasher, values)
-    try:
-        with mp.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_work, bounds)
-    finally:
-        _SHARED = None
-    return _split_hex(b"".join(parts))
+    """Hex HMAC-SHA256 of many strings; large inputs are split over the idle CPU cores."""
+    text = str(_hex_digests(secret, len(values), _text_messages(values), workers), "ascii")
+    return [text[i : i + 64] for i in range(0, len(text), 64)]
 
 
 @dataclass(frozen=True)
@@ -523,12 +534,30 @@ def guess_kind(series: pd.Series) -> str:
 _DIGIT_WIDTH = {"bsn": (8, 9), "kvk": (8, 8)}  # accepted lengths of plain digit strings
 
 
+def _mostly_distinct(numbers) -> bool:
+    """Whether most rows hold a value no other row holds, judged from a sample: then
+    finding the distinct values first costs more than hashing the repeats.
+
+    With a sample drawn with replacement, the share of pairs that agree estimates the sum
+    of squared value shares, whose inverse is the effective number of distinct values.
+    """
+    import numpy as np
+
+    size = 100_000
+    sample = numbers[np.random.default_rng(0).integers(0, len(numbers), size)]
+    _, counts = np.unique(sample, return_counts=True)
+    pairs = float((counts * (counts - 1)).sum()) / 2
+    effective = size * (size - 1) / 2 / pairs if pairs else float("inf")
+    return effective >= 0.6 * len(numbers)
+
+
 def _factorize(series: pd.Series, kind: str):
-    """(codes, distinct values as an object array), code -1 for missing.
+    """(codes, distinct values), code -1 for missing.
 
     A column of a digit kind that holds plain digit strings only is factorised as
     integers: ten times faster than hashing strings, and values that differ only by
-    leading zeros (which normalise to the same identifier) share one code.
+    leading zeros (which normalise to the same identifier) share one code. When nearly
+    every value is distinct (the sample says so), each row gets its own code.
     """
     import numpy as np
     import pandas as pd
@@ -541,9 +570,20 @@ def _factorize(series: pd.Series, kind: str):
         arr = pa.array(series, from_pandas=True)
         if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
             low, width = widths
-            plain = pc.match_substring_regex(arr, rf"^[0-9]{{{low},{width}}}$")
-            if pc.all(pc.fill_null(plain, True)).as_py():
-                numbers = pc.fill_null(pc.cast(arr, pa.int64()), -1).to_numpy(zero_copy_only=False)
+            lengths = pc.min_max(pc.binary_length(arr)).as_py()
+            plain = (
+                lengths["min"] is not None
+                and low <= lengths["min"] <= lengths["max"] <= width
+                and pc.all(pc.fill_null(pc.ascii_is_decimal(arr), True)).as_py()
+            )
+            if plain:
+                # at most 9 digits: int32 holds them, and hashes twice as fast as int64
+                numbers = pc.cast(arr, pa.int32())
+                numbers = (pc.fill_null(numbers, -1) if numbers.null_count else numbers).to_numpy()
+                if _mostly_distinct(numbers):
+                    present = numbers != -1
+                    codes = np.where(present, np.cumsum(present) - 1, -1)
+                    return codes, _PackedDigits.from_ints(numbers[present], width, kind, distinct=False)
                 codes, ints = pd.factorize(numbers)
                 missing = ints == -1
                 if missing.any():
@@ -560,15 +600,16 @@ class _PackedDigits:
     """Distinct digit identifiers as integers: validity by arithmetic, and the valid ones
     as zero-padded ASCII packed back to back, ready for hashing without Python strings."""
 
-    valid: Any  # bool array, one per distinct value
+    valid: Any  # bool array, one per value
     packed: bytes
     width: int
+    distinct: bool  # the values differ from each other (they came from factorize)
 
     def __len__(self) -> int:
         return len(self.valid)
 
     @classmethod
-    def from_ints(cls, ints, width: int, kind: str) -> _PackedDigits:
+    def from_ints(cls, ints, width: int, kind: str, distinct: bool = True) -> _PackedDigits:
         import numpy as np
 
         digits = np.empty((len(ints), width), dtype=np.uint8)
@@ -579,15 +620,16 @@ class _PackedDigits:
         valid = ints > 0
         if kind == "bsn":
             valid &= (digits.astype(np.int64) @ np.array(_BSN_WEIGHTS, dtype=np.int64)) % 11 == 0
-        return cls(valid, (digits[valid] + 48).tobytes(), width)
+        return cls(valid, (digits[valid] + 48).tobytes(), width, distinct)
 
 
 def _hash_distinct(uniques, kind: str, secret: bytes, workers: int | None):
-    """(valid flags, pseudonyms of the valid values in order) for the distinct values."""
+    """(valid flags, hex digests of the valid values in order, 64 bytes each) for the values."""
     import numpy as np
 
     if isinstance(uniques, _PackedDigits):
-        return uniques.valid, _split_hex(_Hmac(secret).digests_fixed(uniques.packed, uniques.width))
+        packed, width = uniques.packed, uniques.width
+        return uniques.valid, _hex_digests(secret, len(packed) // width, _fixed_messages(packed, width), workers)
     if kind == "text":
         quick = _text_fast(uniques)
         normalise, check = _text, None
@@ -598,10 +640,50 @@ def _hash_distinct(uniques, kind: str, secret: bytes, workers: int | None):
         normalise, check = spec.normalise, spec.check
     if quick is not None:
         valid, normal = quick
-        return valid, hmac_many(secret, normal[valid].tolist(), workers)
+        chosen = normal[valid].tolist()
+        return valid, _hex_digests(secret, len(chosen), _text_messages(chosen), workers)
     normal = [normalise(u) if check is None or check(u) else None for u in uniques]
     valid = np.fromiter((n is not None for n in normal), dtype=bool, count=len(normal))
-    return valid, hmac_many(secret, [n for n in normal if n is not None], workers)
+    chosen = [n for n in normal if n is not None]
+    return valid, _hex_digests(secret, len(chosen), _text_messages(chosen), workers)
+
+
+def _pseudonym_column(codes, valid, hexed, index, unique: bool = False) -> pd.Series:
+    """Row ``i`` gets the pseudonym of value ``codes[i]``; missing (code -1) and invalid
+    values stay missing. ``hexed`` holds the 64-byte hex pseudonyms of the valid values;
+    ``unique`` says they are known to differ (distinct integers, zero-padded alike).
+
+    Where values repeat (at least two rows per value on average) the column is a pandas
+    Categorical: each pseudonym is stored once. Otherwise it is pandas' Arrow-backed
+    string dtype, its buffers built with numpy. Neither makes a Python string per row.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    rows = len(codes)
+    pseudonyms = pa.LargeStringArray.from_buffers(
+        len(hexed) // 64, pa.py_buffer(np.arange(0, len(hexed) + 1, 64, dtype=np.int64)), pa.py_buffer(hexed))
+    if len(valid) == rows and valid.all() and (rows == 0 or codes[0] == 0):
+        # one code per row, all present and valid: the codes are 0, 1, 2, ... in order
+        return pd.Series(pseudonyms, index=index, dtype="str")
+    position = np.cumsum(valid, dtype=np.int32) - 1  # index into `pseudonyms` of each valid value
+    safe = np.maximum(codes, 0)
+    keep = (codes >= 0) & valid[safe] if len(valid) else np.zeros(rows, dtype=bool)
+    if rows >= 2 * len(valid):
+        if unique:
+            final = codes.astype(np.int32) if keep.all() else np.where(keep, position[safe], -1)
+        else:  # pseudonyms of distinct inputs can coincide when the inputs normalise alike
+            links, pseudonyms = pd.factorize(pd.Series(pseudonyms, dtype="str"))
+            final = np.where(keep, links.astype(np.int32)[position[safe]], -1) if len(valid) else safe
+        kind = pd.CategoricalDtype(pd.Index(pseudonyms, dtype="str"))
+        return pd.Series(pd.Categorical.from_codes(final, dtype=kind, validate=False), index=index)
+    data = np.take(np.frombuffer(hexed, dtype="S64"), position[safe][keep]) if len(valid) else b""
+    offsets = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(keep * 64, out=offsets[1:])
+    validity = None if keep.all() else pa.py_buffer(np.packbits(keep, bitorder="little"))
+    column = pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data), validity)
+    return pd.Series(column, index=index, dtype="str")
 
 
 def pseudonymise(
@@ -621,7 +703,6 @@ def pseudonymise(
     Invalid identifiers become empty and are listed in the report, never hashed.
     """
     import numpy as np
-    import pandas as pd
 
     from idsp.keys import KeyStore
 
@@ -647,13 +728,8 @@ def pseudonymise(
                             fix=f"Use one of: {', '.join(KINDS)}, text")
         kinds[column] = kind
         codes, uniques = _factorize(df[column], kind)
-        valid, hashed = _hash_distinct(uniques, kind, key.secret, workers)
-        table = np.empty(len(uniques) + 1, dtype=object)
-        table[-1] = None  # missing stays missing
-        table[:-1][valid] = hashed
-        table[:-1][~valid] = None
-        result = table[codes]  # code -1 picks the last slot
-        out[column] = pd.Series(result, index=df.index, dtype=object)
+        valid, hexed = _hash_distinct(uniques, kind, key.secret, workers)
+        out[column] = _pseudonym_column(codes, valid, hexed, df.index, unique=getattr(uniques, "distinct", False))
         bad = np.flatnonzero((codes >= 0) & ~valid[np.maximum(codes, 0)])
         if len(bad):
             invalid[column] = bad.tolist()

@@ -194,3 +194,75 @@ def test_large_digit_column_takes_the_integer_path_with_the_same_result(store, r
     assert fast.frame["b"].tolist() == slow.frame["b"].tolist()
     assert fast.report.invalid == slow.report.invalid == {"b": [5]}
     assert fast.frame["b"].iloc[3] == fast.frame["b"].iloc[4]
+
+
+def test_forked_workers_give_the_same_pseudonyms_as_one_process(store, rng):
+    """Above PARALLEL_THRESHOLD distinct values the hashing is split over forked workers,
+    for plain digit columns (packed bytes) and for other kinds (strings) alike."""
+    key = store.generate("fork")
+    count = privacy.PARALLEL_THRESHOLD + 1234
+    kvk = pd.Series([f"{i:08d}" for i in range(10_000_000, 10_000_000 + count)], dtype="str")
+    mail = pd.Series([f"p{i}@voorbeeld.nl" for i in range(count)], dtype="str")
+    frame = pd.DataFrame({"kvk": kvk, "mail": mail})
+    kinds = {"kvk": "kvk", "mail": "email"}
+    one = privacy.pseudonymise(frame, kinds, "fork", key=key, workers=1).frame
+    two = privacy.pseudonymise(frame, kinds, "fork", key=key, workers=2).frame
+    for column in kinds:
+        assert one[column].tolist() == two[column].tolist()
+    last = count - 1
+    assert two["kvk"].iloc[last] == hmac.new(key.secret, kvk.iloc[last].encode(), hashlib.sha256).hexdigest()
+    assert two["mail"].iloc[last] == hmac.new(key.secret, mail.iloc[last].encode(), hashlib.sha256).hexdigest()
+
+
+def test_pseudonym_column_is_an_arrow_string_column_with_missing_kept(store, rng):
+    key = store.generate("arrow")
+    values = [make_bsn(rng), None, make_bsn(rng, valid=False), make_bsn(rng)]
+    out = privacy.pseudonymise(pd.DataFrame({"b": values}), {"b": "bsn"}, "arrow", key=key).frame["b"]
+    assert out.dtype == "str"
+    assert out.isna().tolist() == [False, True, True, False]
+    assert out.iloc[3] == hmac.new(key.secret, values[3].encode(), hashlib.sha256).hexdigest()
+
+
+def test_distinct_digit_column_skips_factorising_with_the_same_result(store, rng):
+    """When the sample says nearly every value is distinct, each row is hashed as it is
+    (no search for repeats): same pseudonyms and invalid rows as the general path, a
+    string column, leading-zero variants still linked."""
+    key = store.generate("distinct")
+    values = list(dict.fromkeys(make_bsn(rng) for _ in range(130_000)))
+    zero = next(v for v in values if v.startswith("0"))
+    values[3] = zero[1:]  # the same BSN as `zero`, leading zero dropped by a spreadsheet
+    values[5] = make_bsn(rng, valid=False)
+    values[6] = None
+    fast = privacy.pseudonymise(pd.DataFrame({"b": pd.Series(values, dtype="str")}), {"b": "bsn"}, "distinct",
+                                key=key)
+    slow = privacy.pseudonymise(pd.DataFrame({"b": pd.Series(values, dtype=object)}), {"b": "bsn"}, "distinct",
+                                key=key)
+    assert fast.frame["b"].dtype == "str"
+    assert fast.frame["b"].fillna("").tolist() == slow.frame["b"].astype("str").fillna("").tolist()
+    assert fast.report.invalid == slow.report.invalid == {"b": [5]}
+    assert fast.frame["b"].iloc[3] == fast.frame["b"].loc[values.index(zero)]
+    assert fast.report.pseudonymised == {"b": len(values) - 2}
+
+
+def test_repeated_identifiers_come_back_as_categories(store, rng):
+    key = store.generate("cat")
+    pool = [make_bsn(rng) for _ in range(50)]
+    values = [pool[i % 50] for i in range(1000)] + [None, make_bsn(rng, valid=False)]
+    out = privacy.pseudonymise(pd.DataFrame({"b": values}), {"b": "bsn"}, "cat", key=key).frame["b"]
+    assert out.dtype == "category" and len(out.cat.categories) == 50
+    assert out.iloc[7] == hmac.new(key.secret, pool[7].encode(), hashlib.sha256).hexdigest()
+    assert out.isna().sum() == 2
+    # inputs that normalise alike share one category
+    dotted = [f"{b[:4]}.{b[4:6]}.{b[6:]}" for b in pool]
+    both = privacy.pseudonymise(pd.DataFrame({"b": pool * 2 + dotted * 2}), {"b": "bsn"}, "cat", key=key).frame["b"]
+    assert len(both.cat.categories) == 50 and both.iloc[0] == both.iloc[100]
+
+
+def test_mostly_distinct_estimate():
+    import numpy as np
+
+    gen = np.random.default_rng(7)
+    assert privacy._mostly_distinct(gen.permutation(1_000_000))
+    assert not privacy._mostly_distinct(gen.integers(0, 100_000, 1_000_000))  # 10 rows per value
+    skewed = np.concatenate([np.zeros(300_000, dtype=np.int64), gen.permutation(700_000) + 1])
+    assert not privacy._mostly_distinct(skewed)  # one value in 30 % of the rows
