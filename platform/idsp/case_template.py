@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import os
 import re
 import shutil
@@ -34,6 +35,8 @@ from idsp.errors import UserError
 TEMPLATE_SOURCE = "idsp-templates/case"
 TEMPLATE_ENV = "IDSP_CASE_TEMPLATE"
 REMOVED_FILE = "REMOVED"
+# version -> sha256 of each released layer; a layer not listed is still being written
+RELEASED_FILE = "released.yaml"
 SOURCE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Questions idsp answers itself: never asked, never taken from --data.
 _OWN_ANSWERS = {"slug", "created"}
@@ -120,9 +123,83 @@ def _layer_files(layer: Path) -> Iterator[Path]:
             yield path
 
 
+def layer_digest(layer: Path) -> str:
+    """sha256 over the paths and contents of every file in a release layer."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in layer.rglob("*") if p.is_file()):
+        rel = path.relative_to(layer).as_posix().encode()
+        digest.update(b"%d:%s" % (len(rel), rel))
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def released_digests(root: Path | None = None) -> dict[str, str]:
+    root = root or template_root()
+    path = root / RELEASED_FILE
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise UserError("the release list must map versions to sha256 digests", where=str(path),
+                        fix='e.g. "1.0.0": 3f2a...; write it with python -m idsp.case_template release 1.0.0')
+    return {str(k): v for k, v in data.items()}
+
+
+def check_released(root: Path | None = None) -> list[TemplateVersion]:
+    """The layers, after checking that no released layer was edited and that only the
+    newest may be unreleased. Cases made from a layer need it unchanged: copier's
+    three-way update compares them against exactly what they were rendered from."""
+    root = root or template_root()
+    versions = template_versions(root)
+    released = released_digests(root)
+    listed = root / RELEASED_FILE
+    for tv in versions:
+        want = released.get(tv.version)
+        if want is None:
+            if tv is not versions[-1]:
+                raise UserError(
+                    f"template layer {tv.version} is not released, but a newer layer follows it",
+                    where=str(listed),
+                    fix=f"Release it: python -m idsp.case_template release {tv.version}",
+                )
+            continue
+        have = layer_digest(tv.path)
+        if have != want:
+            raise UserError(
+                f"the released template layer {tv.version} was edited (sha256 {have[:12]}…, released as {want[:12]}…);"
+                " cases made from it could no longer be updated safely",
+                where=str(tv.path),
+                fix="Restore the layer from git (git checkout -- <layer>) and put the change in a new layer",
+            )
+    unknown = sorted(set(released) - {tv.version for tv in versions})
+    if unknown:
+        raise UserError(f"released template layer(s) {', '.join(unknown)} are missing", where=str(listed),
+                        fix="Restore them from git: cases made from them need them")
+    return versions
+
+
+def release(version: str, root: Path | None = None) -> str:
+    """Record the digest of a layer as released (maintainers, when idsp ships it)."""
+    from idsp.files import atomic_write
+
+    root = root or template_root()
+    layers = {tv.version: tv for tv in template_versions(root)}
+    if version not in layers:
+        raise UserError(f"no template layer {version}", where=str(root / "versions"),
+                        fix=f"Choose one of: {', '.join(layers)}")
+    released = released_digests(root)
+    if version in released:
+        raise UserError(f"template layer {version} is already released", where=str(root / RELEASED_FILE))
+    released[version] = layer_digest(layers[version].path)
+    header = "# Released case template layers: version -> sha256 (idsp.case_template.layer_digest).\n" \
+             "# A released layer is never edited; tests and `idsp case new|update` check it.\n"
+    atomic_write(root / RELEASED_FILE, header + yaml.safe_dump(released, sort_keys=True))
+    return released[version]
+
+
 def materialise(target: Path, root: Path | None = None) -> list[TemplateVersion]:
     """Build the template's git repository in ``target``: one commit and tag per layer."""
-    versions = template_versions(root)
+    versions = check_released(root)
     target.mkdir(parents=True, exist_ok=True)
     _git(target, "init", "-q", "-b", "main")
     for tv in versions:
@@ -413,3 +490,14 @@ def _git(repo: Path, *args: str) -> str:
     if proc.returncode != 0:
         raise UserError(f"git {args[0]} failed: {proc.stderr.strip()}", where=str(repo))
     return proc.stdout
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "release":
+        sys.exit("usage: python -m idsp.case_template release VERSION")
+    try:
+        print(f"released {sys.argv[2]}: {release(sys.argv[2])}")
+    except UserError as exc:
+        sys.exit(exc.message)

@@ -197,3 +197,42 @@ def test_repository_template_matches_wheel_layout():
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     include = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     assert include["templates"] == "idsp/_templates"
+
+
+def test_released_layers_are_unchanged_in_the_repository():
+    from idsp.case_template import check_released, layer_digest, released_digests
+
+    released = released_digests(TEMPLATE)
+    assert "1.0.0" in released
+    for tv in check_released(TEMPLATE):
+        if tv.version in released:
+            assert layer_digest(tv.path) == released[tv.version], tv.version
+
+
+def test_an_edited_released_layer_is_refused_before_anything_is_built(template_copy, tmp_path):
+    from idsp.errors import UserError
+
+    readme = next((template_copy / "versions" / "1.0.0" / "project").glob("README*"))
+    readme.write_text(readme.read_text(encoding="utf-8") + "\nquietly changed\n", encoding="utf-8")
+    with pytest.raises(UserError, match="released template layer 1.0.0 was edited") as exc:
+        materialise(tmp_path / "repo", template_copy)
+    assert "new layer" in exc.value.fix
+    assert not (tmp_path / "repo").exists()
+
+
+def test_only_the_newest_layer_may_be_unreleased(template_copy, tmp_path):
+    from idsp.case_template import check_released, release
+    from idsp.errors import UserError
+
+    add_v2(template_copy)
+    assert [tv.version for tv in check_released(template_copy)] == ["1.0.0", "2.0.0"]  # 2.0.0 in the works
+    third = template_copy / "versions" / "3.0.0"
+    third.mkdir()
+    (third / "copier.yml").write_bytes((template_copy / "versions" / "2.0.0" / "copier.yml").read_bytes())
+    with pytest.raises(UserError, match="2.0.0 is not released, but a newer layer follows"):
+        check_released(template_copy)
+    digest = release("2.0.0", template_copy)
+    assert yaml.safe_load((template_copy / "released.yaml").read_text())["2.0.0"] == digest
+    assert [tv.version for tv in check_released(template_copy)] == ["1.0.0", "2.0.0", "3.0.0"]
+    with pytest.raises(UserError, match="already released"):
+        release("2.0.0", template_copy)
