@@ -2,16 +2,21 @@
 
 Same synthetic table (10 columns), same 10 checks (not-null x3, between x2, in-set x2,
 unique, regex, type), 1 M and 10 M rows. Every engine runs in a fresh Python process, so
-the wall time includes its imports, as a notebook or `dvc repro` stage pays them.
+the wall time includes its imports, as a notebook or `dvc repro` stage pays them. The
+engines run in alternating rounds (order rotated each round) and the median per engine is
+shown, so load from other work on the machine falls on all of them alike; the load average
+is printed with the table.
 Target: idsp adds at most 10 % to raw GX.
 
-Run: .venv/bin/python bench/quality.py [--quick] [--rows 1000000 10000000]
+Run: .venv/bin/python bench/quality.py [--quick] [--rows 1000000 10000000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -148,6 +153,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100 k and 1 M rows instead of 1 M and 10 M")
     parser.add_argument("--rows", type=int, nargs="*")
     parser.add_argument("--repeat", type=int, default=3, help="validations per process (median shown)")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per engine, alternating (median shown)")
     parser.add_argument("--worker")
     parser.add_argument("--data")
     parser.add_argument("--work")
@@ -161,14 +167,21 @@ def main() -> None:
 
     sizes = args.rows or ([100_000, 1_000_000] if args.quick else [1_000_000, 10_000_000])
     console = Console(width=150)
-    table = Table(title=f"idsp.quality vs raw GX vs hand-written pandas (10 checks; fresh process each; validate = median of {args.repeat})")
+    table = Table(title=f"idsp.quality vs raw GX vs hand-written pandas (10 checks; fresh process each; validate = median of {args.repeat}; median of {args.rounds} rounds)")
     for col in ("rows", "engine", "import s", "read s", "1st validate s", "validate s", "process wall s", "validate vs GX", "wall vs GX", "passed"):
         table.add_column(col, justify="right")
     with tempfile.TemporaryDirectory(prefix="idsp-bench-quality-") as tmp:
         for rows in sizes:
             data = Path(tmp) / f"data-{rows}.parquet"
             make_data(rows, data)
-            results = {e: run_worker(e, data, Path(tmp) / e, args.repeat) for e in ("pandas", "gx", "idsp")}
+            runs: dict[str, list[dict]] = {"pandas": [], "gx": [], "idsp": []}
+            order = ["pandas", "gx", "idsp"]
+            for round_no in range(args.rounds):
+                for engine in order[round_no % 3 :] + order[: round_no % 3]:
+                    runs[engine].append(run_worker(engine, data, Path(tmp) / engine, args.repeat))
+                console.print(f"  {rows:,} rows: round {round_no + 1}/{args.rounds} done (load {os.getloadavg()[0]:.1f})")
+            results = {e: {k: (statistics.median(r[k] for r in rs) if k != "success" else all(r[k] for r in rs))
+                           for k in rs[0] if k != "engine"} for e, rs in runs.items()}
             gx_v, gx_w = results["gx"]["validate_s"], results["gx"]["wall_s"]
             for engine in ("pandas", "gx", "idsp"):
                 r = results[engine]
@@ -186,6 +199,8 @@ def main() -> None:
                 )
             data.unlink()
     console.print(table)
+    console.print(f"{args.rounds} rounds; load average at the end (1, 5, 15 min): "
+                  + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     console.print(
         "Issue anchor (GX 1.24, 8 checks): 1 M rows 0.67 s GX vs 0.08 s pandas; 10 M rows 6.7 s vs 1.7 s; "
         "import GX 8-10 s. Target: idsp at most +10 % over raw GX."
