@@ -3,7 +3,8 @@
 Rule: MLflow runs with its basic-auth app, no default admin password (a generated one in a
 0600 file) and ``NO_PERMISSIONS`` by default; a hub user gets an MLflow account whose
 password is derived (HMAC) from a 0600 key, and EDIT on the experiments of their cases
-only. Nothing here imports mlflow: the hub talks to the server over its REST API.
+only, revoked again at the spawn after they leave a case. Nothing here imports mlflow: the
+hub talks to the server over its REST API.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from idsp.hub.state import HubPaths
 
 ADMIN_USER = "idsp-mlflow-admin"  # has a hyphen, so no hub user can ever be called this
 PERMISSION = "EDIT"
+AUTH_CACHE_SECONDS = 60
 
 
 def experiment_name(case_id: str) -> str:
@@ -41,6 +43,11 @@ def auth_ini(paths: HubPaths, admin_password: str) -> str:
         f"admin_password = {admin_password}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n"
+        # Without this cache every request (the hub's admin calls, every call of a user's
+        # kernel) costs a full password-hash check on the one MLflow worker. With it, a
+        # checked (user, password) pair is trusted for a minute; password changes through the
+        # API drop the entry at once (one worker on SQLite; see docs/decisions).
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n"
     )
 
 
@@ -137,6 +144,26 @@ class TrackingAdmin:
         )
         r.raise_for_status()
 
+    async def granted(self, client, username: str) -> set[str]:
+        """Ids of the experiments the user has a permission on through their own (personal)
+        MLflow role; permissions through shared roles are not the hub's to manage."""
+        r = await self._call(client, "GET", "/api/3.0/mlflow/users/permissions/list", params={"username": username})
+        r.raise_for_status()
+        return {
+            str(row["resource_pattern"])
+            for row in r.json().get("permissions", [])
+            if row.get("resource_type") == "experiment" and str(row.get("role_name", "")).startswith("__user_")
+        }
+
+    async def revoke(self, client, username: str, experiment_id: str) -> None:
+        r = await self._call(
+            client,
+            "POST",
+            "/api/3.0/mlflow/users/permissions/revoke",
+            json={"username": username, "resource_type": "experiment", "resource_id": experiment_id},
+        )
+        r.raise_for_status()
+
     async def wait_ready(self, client, timeout: float = 90) -> None:
         """The server starts with the hub and may still be loading: wait for /health."""
         import asyncio
@@ -154,14 +181,20 @@ class TrackingAdmin:
             await asyncio.sleep(0.5)
 
     async def provision(self, username: str, password: str, case_ids: list[str]) -> list[str]:
-        """Account plus EDIT on each case experiment; returns the experiment names."""
+        """Account plus EDIT on each case experiment, and no longer on experiments of cases
+        the user has left; returns the experiment names."""
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             await self.wait_ready(client)
             await self.ensure_user(client, username, password)
-            names = []
+            have = await self.granted(client, username)
+            names, ids = [], set()
             for case_id in case_ids:
                 name = experiment_name(case_id)
-                exp_id = await self.ensure_experiment(client, name)
-                await self.grant(client, username, exp_id)
+                exp_id = str(await self.ensure_experiment(client, name))
+                if exp_id not in have:  # granting twice is an error in MLflow 3
+                    await self.grant(client, username, exp_id)
                 names.append(name)
+                ids.add(exp_id)
+            for exp_id in sorted(have - ids):  # cases the user has left
+                await self.revoke(client, username, exp_id)
             return names
