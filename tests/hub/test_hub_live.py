@@ -209,7 +209,7 @@ def test_user_server_survives_a_hub_restart(hub, alice):
 
 def _server_pid(hub, name: str) -> int:
     for p in psutil.process_iter(["username", "cmdline"]):
-        if p.info["username"] == hub.prefix + name and "jupyterhub-singleuser" in " ".join(p.info["cmdline"] or []):
+        if p.info["username"] == hub.prefix + name and "idsp.hub.singleuser" in (p.info["cmdline"] or []):
             return p.pid
     raise AssertionError(f"no server process for {name}")
 

@@ -30,6 +30,7 @@ MODULES = [
     "nativeauthenticator",
     "jupyterhub_idle_culler",
     "idsp",
+    "idsp.hub.singleuser",
 ]
 
 _LIST = """

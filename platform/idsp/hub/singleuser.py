@@ -1,0 +1,76 @@
+"""What a user server runs: ``jupyterhub-singleuser``, minus start-up work nobody asked for.
+
+Rule: this changes *when* work is done, never what the server can do or check. Every user
+server imports jsonschema (through Jupyter's event logger), whose optional IRI format check
+imports ``rfc3987_syntax``, which builds an Earley parser for RFC 3987 at import time: about
+1.1 s of CPU per server start, half of the whole start on this machine, for a check that
+Jupyter never uses while starting. Here that import is deferred: the parser is built the
+first time an IRI is actually validated, and then behaves exactly as before.
+
+Run as ``python -m idsp.hub.singleuser [jupyterhub-singleuser arguments]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import threading
+import types
+
+# module -> the functions others import from it by name (``from m import f`` binds at once,
+# so those names must exist on the stand-in and load the real module only when called).
+DEFERRED = {"rfc3987_syntax": ("is_valid_syntax", "parse")}
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module until one of its names is used, then forwards to it."""
+
+    def __init__(self, name: str, functions: tuple[str, ...]):
+        super().__init__(name)
+        self._lock = threading.Lock()
+        self._real: types.ModuleType | None = None
+        for fname in functions:
+            setattr(self, fname, self._forward(fname))
+
+    def _forward(self, fname: str):
+        def call(*args, **kwargs):
+            return getattr(self._load(), fname)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = fname
+        return call
+
+    def _load(self) -> types.ModuleType:
+        with self._lock:
+            if self._real is None:
+                if sys.modules.get(self.__name__) is self:
+                    del sys.modules[self.__name__]
+                self._real = importlib.import_module(self.__name__)
+            return self._real
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._load(), name)
+
+
+def defer_imports(modules: dict[str, tuple[str, ...]] = DEFERRED) -> list[str]:
+    """Put a stand-in for each installed, not yet imported module; returns those deferred."""
+    deferred = []
+    for name, functions in modules.items():
+        if name in sys.modules or importlib.util.find_spec(name) is None:
+            continue
+        sys.modules[name] = _Deferred(name, functions)
+        deferred.append(name)
+    return deferred
+
+
+def main() -> int:
+    defer_imports()
+    from jupyterhub.singleuser import main as singleuser_main
+
+    return singleuser_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
