@@ -1,9 +1,10 @@
 """The user-server spawner: each hub user's JupyterLab runs as their own OS account.
 
 Rule: before a server starts, the account exists (created on first spawn, private home),
-its OS groups equal its hub groups, its case folders are shared with the case group, its
-memory/CPU limits are in place and its MLflow account has access to its cases only; if any
-of that fails, the server does not start. Processes are never started as root.
+its OS groups equal its hub groups, its case folders are shared with the case group and its
+memory/CPU limits are in place; before it is ready (routed to by the hub) its MLflow account
+has access to its cases only. If any of that fails, the server is stopped and never ready.
+Processes are never started as root.
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import pwd
+import time
 from pathlib import Path
 
+import aiohttp
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from jupyterhub.utils import url_path_join
 from traitlets import Unicode
 
 from idsp.hub import accounts, limits
 from idsp.hub.cases import read_index
 from idsp.hub.state import read_secret
+
+# How often start() asks a starting server whether it answers. JupyterHub's own wait
+# (exponential back-off with jitter, up to 5 s between tries) finds a server that answers
+# after ~3 s on average 1-2 s late; asked every 0.1 s it is found within 0.1 s.
+READY_POLL_SECONDS = 0.1
 
 
 class IdspSpawner(LocalProcessSpawner):
@@ -77,6 +86,7 @@ class IdspSpawner(LocalProcessSpawner):
         db.commit()
 
     async def start(self):
+        t0 = time.monotonic()
         name = self.os_name
         self._join_case_groups()  # hub database: stays on the event loop's thread
         groups = [accounts.os_group_name(self.user_prefix, g) for g in self._hub_groups()]
@@ -86,8 +96,38 @@ class IdspSpawner(LocalProcessSpawner):
         account, how = await asyncio.to_thread(self._prepare_os, name, groups, my_cases, lim)
         self._limits = lim
         self.log.info("server of %s runs as %s (uid %s); limits via %s", self.user.name, name, account.pw_uid, how)
-        await self._provision_tracking()
-        return await super().start()
+        # The MLflow account is set up while the server process starts (both take seconds,
+        # and the MLflow server hashes each new password); start() returns after both.
+        provisioning = asyncio.ensure_future(self._provision_tracking(self._tracking_environment()))
+        try:
+            ip, port = await super().start()
+        except BaseException:
+            provisioning.cancel()
+            raise
+        await provisioning  # if it fails, JupyterHub stops the server it started
+        await self._wait_answering(ip, port, time.monotonic() - t0)
+        return ip, port
+
+    async def _wait_answering(self, ip: str, port: int, spent: float) -> None:
+        """Return as soon as the new server answers HTTP (any status below 500), so that
+        JupyterHub's own check that follows succeeds at its first try; raise if the server
+        process ended. After ``start_timeout`` minus what was spent, leave the rest of the
+        waiting (and its error) to JupyterHub's ``http_timeout``."""
+        url = url_path_join(f"http://{ip}:{port}", self.server.base_url if self.server else "/", "api")
+        deadline = time.monotonic() + min(self.http_timeout, self.start_timeout - spent - 1)
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while time.monotonic() < deadline:
+                code = self.proc.poll() if self.proc is not None else None
+                if code is not None:
+                    raise RuntimeError(f"the server of {self.user.name} exited with code {code} while starting")
+                try:
+                    async with http.get(url, allow_redirects=False) as r:
+                        if r.status < 500:
+                            return
+                except (TimeoutError, aiohttp.ClientError, OSError):
+                    pass
+                await asyncio.sleep(READY_POLL_SECONDS)
 
     def _prepare_os(self, name, groups, my_cases, lim):
         with accounts.OS_LOCK:
@@ -100,12 +140,29 @@ class IdspSpawner(LocalProcessSpawner):
                         accounts.share_folder(case.path, group)
         return account, lim.prepare()
 
-    async def _provision_tracking(self) -> None:
+    def _tracking_environment(self) -> str | None:
+        """Put the MLflow address and this user's MLflow login into the server's environment;
+        returns the password (derived from the key, so no MLflow call is needed for it)."""
         if not self.tracking_uri:
-            return
-        from idsp.hub.tracking import TrackingAdmin, user_password
+            return None
+        from idsp.hub.tracking import user_password
 
         password = user_password(read_secret(Path(self.tracking_user_key_file)), self.user.name)
+        self.environment = {
+            **self.environment,
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            # idsp.tracking reads the platform setting, not MLFLOW_TRACKING_URI
+            "IDSP_TRACKING__URI": self.tracking_uri,
+            "MLFLOW_TRACKING_USERNAME": self.user.name,
+            "MLFLOW_TRACKING_PASSWORD": password,
+        }
+        return password
+
+    async def _provision_tracking(self, password: str | None) -> None:
+        if password is None:
+            return
+        from idsp.hub.tracking import TrackingAdmin
+
         cases = sorted(self._case_ids())
         # Each admin call costs a password hash on the MLflow side: skip when nothing changed
         # since the last spawn (same cases, same derived password).
@@ -115,14 +172,6 @@ class IdspSpawner(LocalProcessSpawner):
             experiments = await admin.provision(self.user.name, password, cases)
             self._tracking_stamp = stamp
             self.log.info("MLflow account %s may edit %s", self.user.name, experiments or "no experiments")
-        self.environment = {
-            **self.environment,
-            "MLFLOW_TRACKING_URI": self.tracking_uri,
-            # idsp.tracking reads the platform setting, not MLFLOW_TRACKING_URI
-            "IDSP_TRACKING__URI": self.tracking_uri,
-            "MLFLOW_TRACKING_USERNAME": self.user.name,
-            "MLFLOW_TRACKING_PASSWORD": password,
-        }
 
     def make_preexec_fn(self, name):
         setuid = set_user_setuid(self.os_name)
