@@ -8,8 +8,10 @@ file (or took from the environment); it is never reset by a later start.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
+import bcrypt
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.handlers import DiscardHandler as _NativeDiscardHandler
 from nativeauthenticator.handlers import LoginHandler as _NativeLoginHandler
@@ -92,6 +94,24 @@ class IdspNativeAuthenticator(NativeAuthenticator):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._bootstrap_admins()
+
+    async def authenticate(self, handler, data):
+        """NativeAuthenticator's check (approved, password, lockout, 2FA) with the bcrypt
+        comparison in a worker thread: it costs a quarter second or more of CPU by design,
+        and on the event loop it would hold up every other request to the hub meanwhile."""
+        username = self.normalize_username(data["username"])
+        user = self.get_user(username)
+        if not user:
+            return None
+        if self.allowed_failed_logins and self.is_blocked(username):
+            return None
+        stored = bytes(user.password)  # read here: ORM objects stay on the event loop's thread
+        valid = await asyncio.to_thread(bcrypt.checkpw, data["password"].encode(), stored)
+        if valid and user.is_authorized and (not user.has_2fa or user.is_valid_token(data.get("2fa"))):
+            self.successful_login(username)
+            return username
+        self.add_login_attempt(username)
+        return None
 
     def get_handlers(self, app):
         return [(path, _REPLACED.get(path, handler)) for path, handler in super().get_handlers(app)]
