@@ -112,7 +112,13 @@ def set_groups(name: str, groups: list[str]) -> None:
     """Make ``groups`` exactly the supplementary groups of the account."""
     for group in groups:
         ensure_group(group)
+    if set(groups) == supplementary_groups(name):
+        return  # usermod rewrites /etc/group and /etc/gshadow under a lock: skip a no-op
     _run("usermod", "-G", ",".join(groups), name)
+
+
+def supplementary_groups(name: str) -> set[str]:
+    return {g.gr_name for g in grp.getgrall() if name in g.gr_mem}
 
 
 def share_folder(folder: Path, group: str) -> None:
