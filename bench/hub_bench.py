@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,8 +25,6 @@ from tests.hub.conftest import RunningHub, _cleanup_accounts, free_port  # noqa:
 
 
 def _env(prefix: str, shared: Path, home: Path) -> dict:
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDSP_")}
     env.update(
         IDSP_HOME=str(home),
@@ -40,6 +40,26 @@ def _env(prefix: str, shared: Path, home: Path) -> dict:
         IDSP_HUB__SPAWN_TIMEOUT_SECONDS="300",
     )
     return env
+
+
+class LoadSampler(threading.Thread):
+    """The 1-minute load average every 5 s while a part of the benchmark runs."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples: list[float] = []
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.wait(5):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self) -> dict:
+        self.done.set()
+        self.join()
+        now = os.getloadavg()[0]
+        values = self.samples or [now]
+        return {"min": round(min(values), 2), "max": round(max(values), 2), "at_end": round(now, 2)}
 
 
 def pct(values, q):
@@ -74,6 +94,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spawns", type=int, default=10)
     ap.add_argument("--users", type=int, default=10)
+    ap.add_argument("--logs", type=Path, help="copy the hub's logs (hub, proxy, MLflow) here before cleaning up")
     args = ap.parse_args()
     import secrets
 
@@ -82,7 +103,7 @@ def main() -> int:
     shared.mkdir(mode=0o755)
     home = Path(tempfile.mkdtemp(prefix="idsp-bench-home-"))
     hub = RunningHub(_env(prefix, shared, home), shared, prefix)
-    result: dict = {"load_average_at_start": [round(x, 2) for x in __import__("os").getloadavg()]}
+    result: dict = {"load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     try:
         hub.start()
         result["hub_start_s"] = round(hub.start_seconds, 2)
@@ -95,6 +116,8 @@ def main() -> int:
         admin.approve("solo")
         solo.login()
         times = []
+        load = LoadSampler()
+        load.start()
         for _ in range(args.spawns):
             times.append(solo.spawn(timeout=300))
             solo.stop()
@@ -104,11 +127,14 @@ def main() -> int:
             "median": round(statistics.median(times), 2),
             "p95": round(pct(times, 0.95), 2),
             "all": [round(t, 2) for t in times],
+            "load_average_1min": load.stop(),
         }
         # 2. K concurrent users, hubtraf's journey.
         failures = 0
         runs = []
         t0 = time.monotonic()
+        load = LoadSampler()
+        load.start()
         with ThreadPoolExecutor(args.users) as pool:
             futures = [pool.submit(journey, hub, admin, f"u{i:02d}") for i in range(args.users)]
             for f in futures:
@@ -121,6 +147,7 @@ def main() -> int:
             "users": args.users,
             "failures": failures,
             "wall_s": round(time.monotonic() - t0, 2),
+            "load_average_1min": load.stop(),
             **{
                 k: {"median": round(statistics.median(r[k] for r in runs), 2), "max": round(max(r[k] for r in runs), 2)}
                 for k in ("login", "server_start", "kernel_start", "code_execute", "server_stop")
@@ -132,6 +159,8 @@ def main() -> int:
         _cleanup_accounts(prefix)
         import shutil
 
+        if args.logs:
+            shutil.copytree(home / "hub" / "logs", args.logs, dirs_exist_ok=True)
         shutil.rmtree(shared, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
     print(json.dumps(result, indent=2))

@@ -82,24 +82,36 @@ class HubUser:
 
     # --- server ----------------------------------------------------------------------------
     def spawn(self, timeout: float = 90) -> float:
-        """Start my server and wait until it answers; return seconds from request to ready."""
+        """Start my server and wait until it answers; return seconds from request to ready.
+
+        Like JupyterHub's spawn page, it follows the progress event stream instead of
+        polling, so waiting users add no load to the hub and "ready" is seen the moment the
+        hub announces it."""
         t0 = time.monotonic()
         r = self.api("POST", f"/users/{self.name}/server")
         assert r.status_code in (201, 202), f"spawn: {r.status_code} {r.text}"
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            r = self.api("GET", f"/users/{self.name}")
-            server = r.json().get("servers", {}).get("")
-            if server and server.get("ready"):
-                break
-            if server is None and r.json().get("pending") is None and time.monotonic() - t0 > 2:
-                raise AssertionError(f"server of {self.name} stopped while starting: {r.text}")
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"server of {self.name} not ready after {timeout} s")
+        if r.status_code == 202:  # still starting after the hub's slow_spawn_timeout
+            self._follow_progress(t0 + timeout)
         ready = time.monotonic() - t0
         self._server_login()
         return ready
+
+    def _follow_progress(self, deadline: float) -> None:
+        path = f"/hub/api/users/{self.name}/server/progress"
+        wait = httpx.Timeout(10, read=max(1.0, deadline - time.monotonic()))
+        with self.http.stream("GET", path, headers=self._xsrf_header(), timeout=wait) as r:
+            assert r.status_code == 200, f"progress of {self.name}: {r.status_code}"
+            for line in r.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[len("data:"):])
+                if event.get("ready"):
+                    return
+                if event.get("failed"):
+                    raise AssertionError(f"server of {self.name} failed to start: {event.get('message')}")
+                if time.monotonic() > deadline:
+                    break
+        raise AssertionError(f"server of {self.name} not ready before the deadline")
 
     def _server_login(self) -> None:
         """Open JupyterLab like a browser: the OAuth redirects set the user-server cookie."""
