@@ -25,8 +25,8 @@ from idsp.hub.cases import read_index
 from idsp.hub.state import read_secret
 
 # How often start() asks a starting server whether it answers. JupyterHub's own wait
-# (exponential back-off with jitter, up to 5 s between tries) finds a server that answers
-# after ~3 s on average 1-2 s late; asked every 0.1 s it is found within 0.1 s.
+# (exponential back-off with full jitter, up to 5 s between tries) notices a started server
+# up to seconds late; asked every 0.1 s it is seen within 0.1 s.
 READY_POLL_SECONDS = 0.1
 
 
