@@ -210,3 +210,29 @@ def verify(config=None, *, path: Path | None = None) -> AuditReport:
     elif count:
         problems.append(f"the head file {head} is missing, so a cut-off end cannot be ruled out")
     return AuditReport(path=path, entries=count, problems=problems)
+
+
+def check_anchors(anchors, config=None, *, path: Path | None = None) -> list[str]:
+    """Compare the log with what another system recorded of it: ``anchors`` are
+    (run id, seq, hash) of run.started entries as kept by the tracking server. A chain that
+    was rewritten consistently (every hash recomputed, head file too) still verifies on its
+    own; it cannot match the hashes the server recorded before the rewrite."""
+    by_seq = {}
+    for entry in entries(config, path=path):
+        try:
+            by_seq[int(entry["seq"])] = entry
+        except (KeyError, TypeError, ValueError):
+            continue
+    problems: list[str] = []
+    for run_id, seq, digest in sorted(anchors, key=lambda a: a[1]):
+        entry = by_seq.get(seq)
+        if entry is None:
+            problems.append(f"MLflow run {run_id} recorded audit entry {seq}, which the log no longer has "
+                            "(entries removed, or the log replaced)")
+        elif entry.get("hash") != digest:
+            problems.append(f"the audit log was rewritten at or before entry {seq}: MLflow run {run_id} recorded "
+                            f"its hash as {digest[:12]}…, the log now has {str(entry.get('hash'))[:12]}…")
+        elif entry.get("event") != "run.started" or (entry.get("data") or {}).get("run_id") != run_id:
+            problems.append(f"audit entry {seq} is not the start of MLflow run {run_id}, as the run recorded")
+    return problems
+

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from idsp.config import PlatformConfig
 
 TAG = "idsp."
+AUDIT_TAG = TAG + "audit.entry"  # "<seq>:<hash>" of the run.started entry in the audit log
 APPROVAL_NONE = "none"
 BATCH_LIMIT = 1000  # MLflow's LogBatch limit for metrics
 FLUSH_SECONDS = 5.0
@@ -500,7 +501,7 @@ class TrackedRun:
             if official:
                 self._log_checklist()
             self._activate_fluent()
-            self._audit(
+            started = self._audit(
                 "run.started",
                 run_id=self.run_id,
                 official=official,
@@ -508,6 +509,9 @@ class TrackedRun:
                 checklist_hash=decision.checklist_hash,
                 tracking_uri=self.uri,
             )
+            # The audit entry's seq and hash, kept by the tracking server too: whoever can
+            # rewrite the log consistently cannot also rewrite what MLflow recorded.
+            client.set_tag(self.run_id, AUDIT_TAG, f"{started['seq']}:{started['hash']}")
         except BaseException as exc:
             self._finish("FAILED", f"{type(exc).__name__}: {exc}")
             raise
@@ -577,10 +581,10 @@ class TrackedRun:
         tags.update(quality_tags)
         return tags
 
-    def _audit(self, event: str, **data: Any) -> None:
+    def _audit(self, event: str, **data: Any) -> dict[str, Any]:
         from legal_ethics import audit
 
-        audit.append(
+        return audit.append(
             event,
             actor=self.actor or _whoami(),
             case_id=self.case.id,
@@ -893,6 +897,32 @@ def _recheck_gate(tags: dict[str, str], config, case: Case | None) -> list[str]:
         if now != tags.get(f"{TAG}data.{_tag_key(name)}.dvc_md5"):
             problems.append(f"dataset {name} is not the version the run used")
     return problems
+
+
+def audit_anchors(config=None) -> list[tuple[str, int, str]]:
+    """(run id, audit seq, audit hash) of every run on the tracking server that recorded
+    its audit entry (tag ``idsp.audit.entry``), for ``legal_ethics.audit.check_anchors``."""
+    from idsp.config import load_config
+
+    config = config or load_config()
+    uri = tracking_uri(config)
+    _client_env(config)
+    ensure_server(uri, config)
+    client = _client(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    anchors: list[tuple[str, int, str]] = []
+    for start in range(0, len(experiments), 100):  # search_runs takes at most 100 experiments
+        token = None
+        while True:
+            page = client.search_runs(experiments[start : start + 100], filter_string=f"tags.`{AUDIT_TAG}` LIKE '%'",
+                                      max_results=1000, page_token=token)
+            for r in page:
+                seq, _, digest = r.data.tags[AUDIT_TAG].partition(":")
+                anchors.append((r.info.run_id, int(seq), digest))
+            token = page.token
+            if not token:
+                break
+    return anchors
 
 
 def last_run(case: Case, *, config=None) -> dict[str, Any] | None:

@@ -333,15 +333,32 @@ def reviewer_list(as_json: bool = JSON_OPTION) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: bool = JSON_OPTION) -> None:
+def audit_verify(
+    against_tracking: bool = typer.Option(
+        False, "--against-tracking",
+        help="Also compare with the audit hashes the tracking server recorded on each run "
+             "(catches a log rewritten consistently, head file included).",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Recompute the hash chain; exit 1 naming each edited, deleted, inserted or reordered entry."""
+    from dataclasses import replace
+
     from legal_ethics import audit
 
-    report = audit.verify(_cfg())
+    cfg = _cfg()
+    report = audit.verify(cfg)
+    anchors = None
+    if against_tracking:
+        from idsp.tracking import audit_anchors
+
+        anchors = audit_anchors(cfg)
+        report = replace(report, problems=report.problems + audit.check_anchors(anchors, cfg))
     if as_json:
-        print_json(report.as_dict())
+        print_json(report.as_dict() | ({"runs_compared": len(anchors)} if anchors is not None else {}))
     elif report.ok:
-        console().print(f"audit log intact: {report.entries} entries ({report.path})")
+        compared = f"; agrees with the {len(anchors)} run(s) on the tracking server" if anchors is not None else ""
+        console().print(f"audit log intact: {report.entries} entries ({report.path}){compared}")
     else:
         console().print(f"audit log BROKEN ({report.path}):", highlight=False)
         for p in report.problems:
