@@ -26,8 +26,10 @@ DEFERRED = {"rfc3987_syntax": ("is_valid_syntax", "parse")}
 class _Deferred(types.ModuleType):
     """Stands in for a module until one of its names is used, then forwards to it."""
 
-    def __init__(self, name: str, functions: tuple[str, ...]):
+    def __init__(self, name: str, functions: tuple[str, ...], path: list[str] | None):
         super().__init__(name)
+        if path is not None:  # a package: its submodules stay importable meanwhile
+            self.__path__ = path
         self._lock = threading.Lock()
         self._real: types.ModuleType | None = None
         for fname in functions:
@@ -58,9 +60,11 @@ def defer_imports(modules: dict[str, tuple[str, ...]] = DEFERRED) -> list[str]:
     """Put a stand-in for each installed, not yet imported module; returns those deferred."""
     deferred = []
     for name, functions in modules.items():
-        if name in sys.modules or importlib.util.find_spec(name) is None:
+        spec = None if name in sys.modules else importlib.util.find_spec(name)
+        if spec is None:
             continue
-        sys.modules[name] = _Deferred(name, functions)
+        path = list(spec.submodule_search_locations) if spec.submodule_search_locations is not None else None
+        sys.modules[name] = _Deferred(name, functions, path)
         deferred.append(name)
     return deferred
 
