@@ -25,6 +25,7 @@ def build_payload(
     *, decision: str, case_id: str, checklist_id: str, submission_id: str, content_sha256: str,
     item_hashes: dict[str, str], evidence: dict[str, str], bindings: dict[str, Any], role: str,
     reviewer: str, public_key: str, at: datetime, valid_days: int | None, comment: str = "",
+    purpose: str = "use",
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "kind": PAYLOAD_KIND,
@@ -32,6 +33,7 @@ def build_payload(
         "case_id": case_id,
         "checklist_id": checklist_id,
         "submission_id": submission_id,
+        "purpose": purpose,
         "content_sha256": content_sha256,
         "items": item_hashes,
         "evidence": evidence,

@@ -136,10 +136,18 @@ def content_sha256(defn: ChecklistDefinition, answers: Answers) -> str:
 # --- checks that read files ------------------------------------------------------------
 
 
-def evidence_problems(case, answers: Answers) -> list[str]:
-    """Evidence files that are missing or changed since they were attached."""
+def use_items(defn: ChecklistDefinition) -> set[str]:
+    """Keys of the items of phase "use": judged on what runs under a development approval produce."""
+    return {i.key for i in defn.items if i.phase == "use"}
+
+
+def evidence_problems(case, answers: Answers, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Evidence files that are missing or changed since they were attached (answers in
+    ``skip`` left out)."""
     problems = []
     for key, answer in sorted(answers.answers.items()):
+        if key in skip:
+            continue
         for ev in answer.evidence:
             path = Path(case.root) / ev.path
             if not path.is_file():
@@ -206,10 +214,13 @@ def evaluate_metric(case, metric: MetricCheck) -> MetricResult:
     return MetricResult(value, ok, f"{metric.path} = {value:g} {verdict} {metric.op} {metric.threshold:g}")
 
 
-def item_problems(case, defn: ChecklistDefinition, answers: Answers) -> list[str]:
-    """Why blocking items do not yet allow a run, and answers that lack a rationale."""
+def item_problems(case, defn: ChecklistDefinition, answers: Answers, purpose: str = "use") -> list[str]:
+    """Why blocking items do not yet allow a run for ``purpose``, and answers that lack a
+    rationale. For development, the items of phase "use" wait for the runs it allows."""
     problems = []
     for item in defn.items:
+        if purpose == "development" and item.phase == "use":
+            continue
         answer = answers.answers.get(item.key)
         problems.extend(_item_problems(case, item, answer, defn, answers))
     return problems

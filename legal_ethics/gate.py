@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from idsp.errors import GateRefused, IdspError
+from idsp.errors import GateRefused, IdspError, UserError
 
 from legal_ethics import bindings as _bindings
 from legal_ethics import checklist, state
 from legal_ethics.reviewers import role_label
+from legal_ethics.schema import PURPOSES
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class GateDecision:
     bindings: dict[str, Any] = field(default_factory=dict)
     status: str = "none"
     warnings: list[str] = field(default_factory=list)  # e.g. a stray forged decision that did not count
+    purpose: str = "use"  # what the run asked for: development or use (see schema.Purpose)
 
     # The issue's older name for the same thing.
     @property
@@ -42,6 +44,7 @@ class GateDecision:
             "allowed": self.allowed, "official": self.official, "status": self.status,
             "reasons": self.reasons, "checklist_hash": self.checklist_hash,
             "approval_ids": self.approval_ids, "bindings": self.bindings, "warnings": self.warnings,
+            "purpose": self.purpose,
         }
 
 
@@ -78,7 +81,13 @@ def _binding_reasons(case, approved: list, now_bindings: dict[str, Any], dataset
     return reasons
 
 
-def check(case, datasets: list[str], *, config=None, now: datetime | None = None) -> GateDecision:
+def check(
+    case, datasets: list[str], *, purpose: str = "use", config=None, now: datetime | None = None,
+) -> GateDecision:
+    """May a run for ``purpose`` ("development": build and evaluate; "use": everything,
+    registering the model included) start on these datasets now?"""
+    if purpose not in PURPOSES:
+        raise UserError(f"unknown run purpose {purpose!r}", fix=f"Use one of: {', '.join(PURPOSES)}")
     datasets = list(dict.fromkeys(datasets))
     official = any(case.dataset(name).official for name in datasets)
     bindings_now = _bindings.compute(case, datasets)
@@ -90,7 +99,7 @@ def check(case, datasets: list[str], *, config=None, now: datetime | None = None
             status = "invalid"  # an exploratory run does not depend on the checklist
         return GateDecision(
             allowed=True, official=False, checklist_hash=checklist_hash, bindings=bindings_now,
-            status=status,
+            status=status, purpose=purpose,
         )
 
     st = state.evaluate(case, config=config, now=now)
@@ -100,9 +109,18 @@ def check(case, datasets: list[str], *, config=None, now: datetime | None = None
             "the case profile classifies this as a prohibited AI practice (AI Act art. 5): "
             "no approval can allow a run; stop development (IAMA 1.3.3)"
         )
+    if st.status == "approved" and purpose == "use" and st.purpose == "development":
+        waiting = sorted(checklist.use_items(st.definition)) if st.definition is not None else []
+        reasons.append(
+            "the checklist is approved for development only: runs on official data may build and evaluate "
+            "the model, not put it to use. Answer the items of phase use"
+            + (f" ({', '.join(waiting)})" if waiting else "")
+            + " from those runs' reports, submit for use and have it approved"
+        )
     if st.definition is not None and st.answers is not None:
-        reasons.extend(checklist.evidence_problems(case, st.answers))
-        reasons.extend(checklist.item_problems(case, st.definition, st.answers))
+        skip = checklist.use_items(st.definition) if purpose == "development" else set()
+        reasons.extend(checklist.evidence_problems(case, st.answers, skip))
+        reasons.extend(checklist.item_problems(case, st.definition, st.answers, purpose))
     if st.approvals:
         reasons.extend(_binding_reasons(case, st.approvals, bindings_now, datasets))
     if "data" in bindings_now:
@@ -125,13 +143,13 @@ def check(case, datasets: list[str], *, config=None, now: datetime | None = None
     return GateDecision(
         allowed=not reasons, official=True, reasons=reasons, checklist_hash=st.content_sha256,
         approval_ids=st.approval_ids, bindings=bindings_now, status=st.status,
-        warnings=list(st.reasons) if st.status == "approved" else [],
+        warnings=list(st.reasons) if st.status == "approved" else [], purpose=purpose,
     )
 
 
-def require(case, datasets: list[str], config=None) -> GateDecision:
+def require(case, datasets: list[str], config=None, purpose: str = "use") -> GateDecision:
     """``check`` and raise ``GateRefused`` (exit 1) with the reasons when not allowed."""
-    decision = check(case, datasets, config=config)
+    decision = check(case, datasets, purpose=purpose, config=config)
     if not decision.allowed:
         raise GateRefused(
             f"the run gate refused a run of case {case.id} on {', '.join(datasets)}",

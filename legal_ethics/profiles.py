@@ -242,8 +242,9 @@ _PROFILING_MEASURES = ("ak.mtr.owk-08", "ak.mtr.owp-08")
 _PROFILING_OVERRIDES: dict[str, dict[str, Any]] = {
     "profiling.features": {"expected": True},
     "profiling.random-sample": {"minimum": 0.05, "maximum": 1.0},
-    "profiling.bias-analysis": {"required_evidence": ("biasanalyse-rapport",)},
-    "profiling.justification": {"required_evidence": ("rechtvaardigingstoets",)},
+    # Measured on what the model selects, so judged on runs under an approval for development.
+    "profiling.bias-analysis": {"required_evidence": ("biasanalyse-rapport",), "phase": "use"},
+    "profiling.justification": {"required_evidence": ("rechtvaardigingstoets",), "phase": "use"},
     "profiling.protocol": {"required_evidence": ("discriminatieprotocol",)},
 }
 _BLOCKING_DPIA = {"dpia.11", "dpia.13", "dpia.14", "dpia.16", "dpia.17", "dpia.19", "dpia.20"}

@@ -69,6 +69,21 @@ def _sections(items: tuple[ChecklistItem, ...]) -> list[tuple[str, list[Checklis
     return list(out.items())
 
 
+PURPOSE_NL = {"development": "ontwikkeling", "use": "gebruik"}
+
+
+def _purpose_line(st) -> str:
+    """What the approval allows, in words for the status line."""
+    if st.status == "approved":
+        if st.purpose == "development":
+            return ("goedgekeurd voor ontwikkeling: modellen bouwen en toetsen op echte data; "
+                    "nog niet voor gebruik (punten van fase gebruik volgen uit die runs)")
+        return "goedgekeurd voor gebruik"
+    if st.submission is not None:
+        return f"ingediend voor {PURPOSE_NL.get(st.submission.purpose, st.submission.purpose)}"
+    return "nog niet ingediend"
+
+
 def _signatures(v: View) -> list[dict[str, Any]]:
     rows = []
     counting = {d.decision.id for d in v.st.approvals}
@@ -76,7 +91,8 @@ def _signatures(v: View) -> list[dict[str, Any]]:
         p = verdict.payload
         rows.append({
             "id": verdict.decision.id,
-            "decision": DECISION_NL.get(str(p.get("decision")), str(p.get("decision"))),
+            "decision": DECISION_NL.get(str(p.get("decision")), str(p.get("decision")))
+            + f" ({PURPOSE_NL.get(str(p.get('purpose', 'use')), p.get('purpose'))})",
             "role": role_label(str(p.get("role", verdict.decision.role))),
             "reviewer": p.get("reviewer", verdict.decision.reviewer),
             "at": str(p.get("at", ""))[:19].replace("T", " "),
@@ -121,7 +137,7 @@ def render_markdown(v: View) -> str:
     lines = [f"# {d.title if d else v.case_title}", ""]
     lines += [
         f"- Zaak: **{v.case_id}** ({v.zaaknummer}), {', '.join(v.inspectorates)}",
-        f"- Status: **{STATUS_NL.get(st.status, st.status)}** ({st.status})",
+        f"- Status: **{STATUS_NL.get(st.status, st.status)}** ({st.status}); {_purpose_line(st)}",
         f"- Inhoudshash (sha256): `{st.content_sha256 or '-'}`",
     ]
     if d:
@@ -164,6 +180,7 @@ def render_markdown(v: View) -> str:
 
 def _md_item(item: ChecklistItem, answer: Answer | None) -> list[str]:
     flag = " — **blokkerend**" if item.blocking else ""
+    flag += " — fase gebruik (volgt uit runs onder een goedkeuring voor ontwikkeling)" if item.phase == "use" else ""
     head = f"### {item.key}: {_md_text(item.title)}{flag}"
     out = [head, ""]
     if item.official_id:
@@ -225,7 +242,7 @@ def render_html(v: View) -> str:
         f"<title>{_e(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>", f"<h1>{_e(title)}</h1>",
         "<table>",
         f"<tr><th>Zaak</th><td>{_e(v.case_id)} ({_e(v.zaaknummer)}), {_e(', '.join(v.inspectorates))}</td></tr>",
-        f'<tr><th>Status</th><td><span class="status">{_e(STATUS_NL.get(st.status, st.status))}</span> ({_e(st.status)})</td></tr>',
+        f'<tr><th>Status</th><td><span class="status">{_e(STATUS_NL.get(st.status, st.status))}</span> ({_e(st.status)}); {_e(_purpose_line(st))}</td></tr>',
         f"<tr><th>Inhoudshash (sha256)</th><td><code>{_e(st.content_sha256 or '-')}</code></td></tr>",
     ]
     if d:
@@ -272,6 +289,7 @@ def render_html(v: View) -> str:
 
 def _html_item(item: ChecklistItem, answer: Answer | None) -> list[str]:
     flag = ' <span class="blocking">blokkerend</span>' if item.blocking else ""
+    flag += ' <span class="meta">fase gebruik</span>' if item.phase == "use" else ""
     out = [f'<div class="item" id="{_e(item.key)}">', f"<h3><code>{_e(item.key)}</code> {_e(item.title)}{flag}</h3>"]
     if item.official_id:
         out.append(f'<div class="meta">Officieel id: <code>{_e(item.official_id)}</code> — {_link(item.source_url, "bron")}</div>')

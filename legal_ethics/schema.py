@@ -48,6 +48,11 @@ Instrument = Literal["ak", "iama", "iama-v1", "dpia", "prescan", "aiact", "profi
 Kind = Literal["requirement", "measure", "question", "statement", "outcome"]
 AnswerType = Literal["choice", "yes_no", "number", "text", "date", "metric_check"]
 Decision = Literal["approve", "reject", "revoke"]
+# What an approval allows on official data: "development" (build and evaluate the model, the
+# runs that produce the reports "use" items are judged on) or "use" (everything, including
+# registering the model). An approval for use also allows development.
+Purpose = Literal["development", "use"]
+PURPOSES: tuple[str, ...] = ("development", "use")
 
 # The default answer scale for requirements and measures (voldaan = met).
 COMPLIANCE_OPTIONS = ("voldaan", "deels", "niet_voldaan", "nvt")
@@ -186,6 +191,11 @@ class ChecklistItem(_Frozen):
     )
     responsible_role: str = "projectleider"
     reviewer_roles: tuple[str, ...] = ("jurist",)
+    phase: Purpose = Field(
+        "development",
+        description="development: settled before any run on official data; use: judged on what such runs "
+        "produce (e.g. a metric check on the fairness report), settled before the model is put to use",
+    )
 
     @field_validator("responsible_role")
     @classmethod
@@ -279,6 +289,7 @@ class Submission(_Frozen):
     at: datetime
     content_sha256: str
     note: str = ""
+    purpose: Purpose = "use"
 
 
 class SignedDecision(_Frozen):

@@ -38,6 +38,14 @@ class ChecklistState:
     def approval_ids(self) -> list[str]:
         return [v.decision.id for v in self.approvals]
 
+    @property
+    def purpose(self) -> str | None:
+        """What the approvals that count allow, from their signed payloads (not from the
+        editable review record): "use" only if every one of them was given for use."""
+        if self.status != "approved" or not self.approvals:
+            return None
+        return "use" if all(v.payload.get("purpose", "use") == "use" for v in self.approvals) else "development"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -47,6 +55,7 @@ class ChecklistState:
             "signed_roles": self.signed_roles,
             "required_roles": list(self.definition.signoff_roles) if self.definition else [],
             "approval_ids": self.approval_ids,
+            "approved_for": self.purpose,
             "reasons": self.reasons,
         }
 

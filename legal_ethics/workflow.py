@@ -22,7 +22,7 @@ from legal_ethics import approvals, audit, checklist, state
 from legal_ethics import bindings as _bindings
 from legal_ethics.canonical import sha256_file, sha256_hex
 from legal_ethics.reviewers import current_user, load_key, load_registry, role_label
-from legal_ethics.schema import Answer, ChecklistItem, Evidence, Submission
+from legal_ethics.schema import PURPOSES, Answer, ChecklistItem, Evidence, Submission
 from legal_ethics.storage import locked
 
 
@@ -145,28 +145,39 @@ def _make_answer(case, defn, entry: dict[str, Any], *, actor: str, at: datetime)
     return Answer(key=key, value=value, rationale=rationale, author=actor, at=at, evidence=tuple(evs))
 
 
-def submit(case, *, actor: str | None = None, note: str = "", now: datetime | None = None, config=None) -> Submission:
+def submit(
+    case, *, actor: str | None = None, note: str = "", purpose: str = "use", now: datetime | None = None,
+    config=None,
+) -> Submission:
+    """Put the checklist in review, for ``purpose`` "use" (every blocking item answered) or
+    "development" (the blocking items of phase "use" may wait for the runs it allows)."""
+    if purpose not in PURPOSES:
+        raise UserError(f"unknown purpose {purpose!r}", fix=f"Use one of: {', '.join(PURPOSES)}")
     actor = actor or current_user()
     with locked(checklist.lock_path(case)):
         st = state.evaluate(case, config=config, now=now)
-        if st.status in ("in_review", "approved") and st.submission and st.submission.content_sha256 == st.content_sha256:
+        if (st.status in ("in_review", "approved") and st.submission
+                and st.submission.content_sha256 == st.content_sha256 and st.submission.purpose == purpose):
             raise Refused(f"this checklist content is already {st.status} (submission {st.submission.id})",
                           where=str(checklist.ethics_dir(case)), fix="Change an answer first, or revoke the approval")
-        missing = [i.key for i in st.definition.items if i.blocking and i.key not in st.answers.answers]
+        missing = [i.key for i in st.definition.items
+                   if i.blocking and i.key not in st.answers.answers and (purpose == "use" or i.phase != "use")]
         if missing:
+            later = " (or submit for development first: --purpose development)" if purpose == "use" and all(
+                i.phase == "use" for i in st.definition.items if i.key in missing) else ""
             raise Refused(
                 f"blocking items are not answered: {', '.join(missing)}", where=str(checklist.ethics_dir(case)),
-                fix="Answer them with `idsp ethics answer KEY VALUE` before submitting",
+                fix=f"Answer them with `idsp ethics answer KEY VALUE` before submitting{later}",
             )
         at = _now(now)
         sub = Submission(
-            id="sub-" + sha256_hex(f"{st.content_sha256}|{actor}|{at.isoformat()}".encode())[:12],
-            by=actor, at=at, content_sha256=st.content_sha256, note=note,
+            id="sub-" + sha256_hex(f"{st.content_sha256}|{actor}|{at.isoformat()}|{purpose}".encode())[:12],
+            by=actor, at=at, content_sha256=st.content_sha256, note=note, purpose=purpose,
         )
         review = st.review
         checklist.save(case, checklist.REVIEW_FILE, review.model_copy(update={"submissions": (*review.submissions, sub)}))
     audit.append("submitted", actor=actor, case_id=case.id, config=config, submission_id=sub.id,
-                 content_sha256=sub.content_sha256)
+                 content_sha256=sub.content_sha256, purpose=purpose)
     return sub
 
 
@@ -238,7 +249,7 @@ def decide(
             content_sha256=st.content_sha256, item_hashes=checklist.item_hashes(st.definition, st.answers),
             evidence=checklist.evidence_hashes(st.answers), bindings=_bindings.compute(case, official),
             role=role, reviewer=reviewer.username, public_key=key.public_key, at=at,
-            valid_days=valid_days if decision == "approve" else None, comment=comment,
+            valid_days=valid_days if decision == "approve" else None, comment=comment, purpose=sub.purpose,
         )
         signed = approvals.sign(payload, key)
         review = checklist.load_review(case)

@@ -6,7 +6,9 @@ are policy, not law"), chosen with stakeholders and changed only by rebuilding t
 checklist, which voids earlier approvals. Metric checks read the JSON reports the
 pipeline writes (``reports/features.json``, ``reports/fairness.json``); a fairness review
 trigger does not block by itself but demands a justification entry
-(``ce.rechtvaardigingstoets``) before the gate lets a run on real data start.
+(``ce.rechtvaardigingstoets``) before the gate lets a run on real data start. The items on
+the fairness report are of phase "use": on real data the report comes from runs under an
+approval for development, and the approval for use is judged on it.
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ def _item(key: str, title: str, text: str, **kw: Any):
 def _metric(key, title, text, artifact, path, op, threshold, *, blocking=True, justify=False, explanation=""):
     from legal_ethics.schema import MetricCheck
 
+    # The fairness report comes from runs on the case's data: on real data these need an
+    # approval for development first, so its checks are of phase "use".
     return _item(
         key, title, text, answer_type="metric_check", blocking=blocking,
+        phase="use" if artifact == FAIRNESS_REPORT else "development",
         metric=MetricCheck(
             artifact=artifact, path=path, op=op, threshold=threshold, explanation=explanation,
             justify_with=JUSTIFICATION if justify else None,
@@ -88,7 +93,7 @@ def items(spec: Any = None) -> list:
               "it is proportionate (AK ver-03 step 2). If it is not justified, the feature or process goes.",
               answer_type="choice", options=("gerechtvaardigd", "niet_gerechtvaardigd", "nvt"),
               pass_values=("gerechtvaardigd",), justification_required_for=("gerechtvaardigd", "niet_gerechtvaardigd", "nvt"),
-              required_evidence=("rechtvaardigingstoets",), responsible_role="projectleider",
+              required_evidence=("rechtvaardigingstoets",), responsible_role="projectleider", phase="use",
               reviewer_roles=("jurist", "ethicus", "gemandateerd-verantwoordelijke")),
         _item("ce.human-review", "An inspector decides on every selected case",
               "The model output is a priority list, not a decision; the inspector sees the reasons per case and "

@@ -65,10 +65,20 @@ def _flat(prefix: str, data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _purpose(cfg) -> str:
+    """``purpose:`` in the ``ce_markering`` params: "use" (default), or "development" for
+    the first pass on real data, under an approval for development (no model registered)."""
+    purpose = str(cfg.get("purpose", "use"))
+    if purpose not in ("development", "use"):
+        raise UserError(f"ce_markering.purpose is {purpose!r}", where="params.yaml",
+                        fix="Set it to development or use")
+    return purpose
+
+
 def _run(case, cfg, name: str, **kw):
     """A gated MLflow run, or a no-op stand-in when ``track: false`` (offline notebooks)."""
     if cfg.get("track", True):
-        return case.run(name, datasets=[_dataset(case, cfg)], **kw)
+        return case.run(name, datasets=[_dataset(case, cfg)], purpose=_purpose(cfg), **kw)
     return _Untracked()
 
 
@@ -151,7 +161,7 @@ def train(case, params) -> dict[str, Any]:
         run.log_artifact(root / FEATURES, "reports")
         run.log_artifact(root / TRAIN, "reports")
         run.log_model(trained.pipeline, "model", pip_requirements=["scikit-learn", "pandas", "numpy"])
-        if run.official:
+        if run.official and _purpose(params) == "use":
             summary["registered"] = run.register_model(f"{case.id}-risicoselectie")
         summary["run_id"] = run.run_id
         summary["official"] = bool(run.official)

@@ -402,8 +402,10 @@ class TrackedRun:
         experiment: str | None = None,
         config: PlatformConfig | None = None,
         actor: str | None = None,
+        purpose: str = "use",
     ):
         self.case = case
+        self.purpose = purpose
         self.name = name
         self.datasets = list(dict.fromkeys(datasets))
         self._initial_params = dict(params or {})
@@ -452,7 +454,7 @@ class TrackedRun:
             check_text(f"{key} {value}", f"{key!r}", kvk_context=_kvk_named(key))
 
         # 1. The gate, before anything reaches MLflow.
-        decision = gate.check(self.case, self.datasets, config=config)
+        decision = gate.check(self.case, self.datasets, purpose=self.purpose, config=config)
         if not decision.allowed:
             self._audit("run.refused", reasons=decision.reasons)
             raise GateRefused(
@@ -555,6 +557,8 @@ class TrackedRun:
             f"{TAG}approval": ",".join(decision.approval_ids) if decision.official and decision.approval_ids else APPROVAL_NONE,
             f"{TAG}checklist_hash": decision.checklist_hash or "none",
             f"{TAG}checklist_status": getattr(decision, "status", "none") or "none",
+            # what the approval allowed this run: development (build, evaluate) or use
+            f"{TAG}purpose": self.purpose if decision.official else "exploration",
             f"{TAG}git.commit": commit,
             f"{TAG}git.dirty": "unknown" if dirty is None else str(dirty).lower(),
             f"{TAG}datasets": ",".join(self.datasets),
@@ -854,6 +858,9 @@ def register_model(
     refuse = []
     if tags.get(f"{TAG}official") != "true" or tags.get(f"{TAG}approval", APPROVAL_NONE) == APPROVAL_NONE:
         refuse.append("the run is exploratory (idsp.approval=none); only official, approved runs can be registered")
+    elif tags.get(f"{TAG}purpose") != "use":
+        refuse.append(f"the run was made for {tags.get(f'{TAG}purpose', 'an unknown purpose')}, not for use: register "
+                      "a model from a run started with purpose='use' under an approval for use")
     if run.info.status not in ("RUNNING", "FINISHED"):
         refuse.append(f"the run ended {run.info.status}")
     if not refuse:

@@ -38,7 +38,7 @@ def golden_case(make_case, tmp_path):
                       title="Selectieratio <rechtsvorm> binnen productcategorie", blocking=True,
                       answer_type="metric_check", why="zaaktype ce_markering",
                       metric=MetricCheck(artifact="reports/fairness.json", path="selection_rate.ratio", threshold=0.8),
-                      responsible_role="data-scientist", reviewer_roles=("ethicus",)),
+                      responsible_role="data-scientist", reviewer_roles=("ethicus",), phase="use"),
         profiles.to_item(catalogue.get("ds.c-3"), why="data-science-ethiek, voor elke zaak"),
     )
     defn = ChecklistDefinition(
@@ -81,7 +81,7 @@ def test_render_shows_what_a_jurist_needs(golden_case):
     text = render.render_markdown(render.view(golden_case, now=T0, generated_at=T0))
     for needle in (
         "urn:nl:ak:ver:grw-02", "Grondwet 1", "**Antwoord:** voldaan",
-        "docs/rechtvaardiging.md", "Inhoudshash (sha256)", "| goedkeuring | Jurist | alice |", "blokkerend",
+        "docs/rechtvaardiging.md", "Inhoudshash (sha256)", "| goedkeuring (gebruik) | Jurist | alice |", "blokkerend",
         "selection_rate.ratio", "Pre-scan DPIA",
     ):
         assert needle in text, needle

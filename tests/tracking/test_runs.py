@@ -296,3 +296,31 @@ def test_a_run_cut_off_mid_way_is_marked_failed_by_the_next_run(case, tracked, m
     assert "TrackingServerUnavailable" in client.get_run(cut_id).data.tags["idsp.failure"]
     assert "metrics not all written" in client.get_run(end_id).data.tags["idsp.failure"]
     proxy.close()
+
+
+def test_a_development_approval_allows_development_runs_that_cannot_register(case, keys, tracked):
+    """Real data, first step: approved for development, a run may build and evaluate the
+    model (tagged so), but neither a run for use nor a model registration is allowed."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from testkit.ethics import answer_all, approve_all
+
+    from legal_ethics import workflow
+
+    answer_all(case, only_blocking=True)
+    workflow.submit(case, actor="pim", purpose="development")
+    approve_all(case, keys)
+    validate_official(case)
+    with case.run("ontwikkeling", datasets=["inspecties"], purpose="development") as run:
+        run.log_model(LogisticRegression().fit(np.array([[0.0], [1.0]]), np.array([0, 1])), "model")
+    tags = MlflowClient(tracked.url).get_run(run.run_id).data.tags
+    assert tags["idsp.official"] == "true" and tags["idsp.purpose"] == "development"
+    assert tags["idsp.approval"] != "none"
+    with pytest.raises(GateRefused, match="not for use|development"):
+        tracking.register_model(run.run_id, "ce-model", case=case)
+    before = len(runs_of(tracked, case))
+    with pytest.raises(GateRefused) as refused:
+        with case.run("gebruik", datasets=["inspecties"]):  # purpose "use" is the default
+            pass
+    assert any("approved for development only" in r for r in refused.value.reasons)
+    assert len(runs_of(tracked, case)) == before  # the refused run left nothing on the server

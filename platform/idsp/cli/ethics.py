@@ -90,7 +90,8 @@ def status(items: bool = typer.Option(False, "--items", help="List every item wi
         answered = st.answers.answers
         data["items"] = [
             {"key": i.key, "official_id": i.official_id, "title": i.title, "blocking": i.blocking,
-             "answer_type": i.answer_type, "answer": answered[i.key].value if i.key in answered else None}
+             "phase": i.phase, "answer_type": i.answer_type,
+             "answer": answered[i.key].value if i.key in answered else None}
             for i in st.definition.items
         ] if items else None
         data["answered"] = sum(1 for i in st.definition.items if i.key in answered)
@@ -99,7 +100,12 @@ def status(items: bool = typer.Option(False, "--items", help="List every item wi
         print_json(data)
         return
     out = console()
-    out.print(f"status: [bold]{st.status}[/]", highlight=False)
+    detail = ""
+    if st.status == "approved":
+        detail = f" for {st.purpose}" + (" only (not for use)" if st.purpose == "development" else "")
+    elif st.submission is not None:
+        detail = f" (submitted for {st.submission.purpose})"
+    out.print(f"status: [bold]{st.status}[/]{detail}", highlight=False)
     if st.definition is None:
         out.print("no checklist: run `idsp ethics init`")
         return
@@ -111,9 +117,9 @@ def status(items: bool = typer.Option(False, "--items", help="List every item wi
     for reason in (*st.reasons, *data["open_points"]):
         out.print(f"  - {reason}", highlight=False, soft_wrap=True)
     if items:
-        table = Table("key", "blocking", "type", "answer", "title")
+        table = Table("key", "blocking", "phase", "type", "answer", "title")
         for row in data["items"]:
-            table.add_row(row["key"], "yes" if row["blocking"] else "", row["answer_type"],
+            table.add_row(row["key"], "yes" if row["blocking"] else "", row["phase"], row["answer_type"],
                           "" if row["answer"] is None else str(row["answer"]), row["title"])
         out.print(table)
 
@@ -150,17 +156,22 @@ def answer(
         console().print(f"{ans.key} = {ans.value!r} by {ans.author}{extra}", highlight=False)
 
 
+PURPOSE_HELP = ("development: runs on official data may build and evaluate the model (the items of phase use "
+                "wait for their reports); use: everything, registering the model included.")
+
+
 @app.command("submit")
 def submit(note: str = typer.Option("", "--note", help="A note for the reviewers."),
+           purpose: str = typer.Option("use", "--purpose", help=PURPOSE_HELP),
            case: Path = CASE_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Submit the checklist for review (draft -> in_review)."""
+    """Submit the checklist for review (draft -> in_review), for development or for use."""
     from legal_ethics import workflow
 
-    sub = workflow.submit(_case(case), note=note)
+    sub = workflow.submit(_case(case), note=note, purpose=purpose)
     if as_json:
         print_json(sub.model_dump(mode="json"))
     else:
-        console().print(f"submitted {sub.id} (content sha256 {sub.content_sha256})", highlight=False)
+        console().print(f"submitted {sub.id} for {sub.purpose} (content sha256 {sub.content_sha256})", highlight=False)
 
 
 def _decide(decision: str, case: Path | None, role: str, key: Path | None, comment: str, as_json: bool) -> None:
@@ -201,6 +212,7 @@ def revoke(role: str = typer.Option(..., "--role"), reason: str = typer.Option(.
 
 @app.command("verify")
 def verify(dataset: list[str] = typer.Option([], "--dataset", "-d", help="Dataset to run on (default: all official ones)."),
+           purpose: str = typer.Option("use", "--purpose", help="The run's purpose. " + PURPOSE_HELP),
            case: Path = CASE_OPTION, as_json: bool = JSON_OPTION) -> None:
     """The run gate: exit 0 if a run may start, 1 with every reason if not."""
     from legal_ethics import audit, gate
@@ -208,8 +220,9 @@ def verify(dataset: list[str] = typer.Option([], "--dataset", "-d", help="Datase
 
     c = _case(case)
     names = list(dataset) or [d.name for d in c.spec.datasets if d.official] or [d.name for d in c.spec.datasets]
-    decision = gate.check(c, names)
+    decision = gate.check(c, names, purpose=purpose)
     audit.append("gate.checked", actor=current_user(), case_id=c.id, datasets=names, allowed=decision.allowed,
+                 purpose=purpose,
                  official=decision.official, reasons=decision.reasons, checklist_hash=decision.checklist_hash,
                  approval_ids=decision.approval_ids)
     if as_json:
@@ -218,7 +231,9 @@ def verify(dataset: list[str] = typer.Option([], "--dataset", "-d", help="Datase
         out = console()
         if decision.allowed:
             kind = "official" if decision.official else "exploratory"
-            out.print(f"gate open: {kind} run on {', '.join(names)} allowed (checklist {decision.checklist_hash})", highlight=False)
+            what = f"{kind} run for {purpose}" if decision.official else f"{kind} run"
+            out.print(f"gate open: {what} on {', '.join(names)} allowed (checklist {decision.checklist_hash})",
+                      highlight=False)
             for warning in decision.warnings:
                 out.print(f"  warning: {warning}", highlight=False, soft_wrap=True)
         else:
