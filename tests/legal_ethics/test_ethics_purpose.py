@@ -100,3 +100,21 @@ def test_the_use_approval_is_judged_on_the_development_runs_report(staged_case, 
     kit.approve_all(staged_case, keys)
     assert gate.check(staged_case, ["inspecties"], purpose="use").allowed
     assert gate.check(staged_case, ["inspecties"], purpose="development").allowed  # use covers development
+
+
+def test_the_cli_submits_and_verifies_by_purpose(staged_case, keys, kit, cli, monkeypatch):
+    import json
+
+    monkeypatch.chdir(staged_case.root)
+    monkeypatch.setenv("IDSP_USER", "pim")
+    code, _, err = cli("ethics", "submit")
+    assert code == 1 and "--purpose development" in " ".join(err.split())
+    assert cli("ethics", "submit", "--purpose", "testing")[0] == 2
+    code, out, _ = cli("ethics", "submit", "--purpose", "development", "--json")
+    assert code == 0 and json.loads(out)["purpose"] == "development"
+    kit.approve_all(staged_case, keys)
+    code, out, _ = cli("ethics", "status", "--json")
+    assert json.loads(out)["approved_for"] == "development"
+    assert cli("ethics", "verify", "--purpose", "development")[0] == 0
+    code, out, _ = cli("ethics", "verify")
+    assert code == 1 and "approved for development only" in " ".join(out.split())
