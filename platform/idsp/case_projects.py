@@ -118,7 +118,7 @@ def new_case(
         if _set_fallback_identity(target, answers.get("project_lead", "")):
             result.steps.append("set a local git identity (none was configured)")
         progress("initialising DVC")
-        remote = cfg.dvc_remote_url()
+        remote = cfg.dvc_case_remote(case.id)
         if "://" not in remote:
             Path(remote).expanduser().mkdir(parents=True, exist_ok=True)
         _dvc(

@@ -179,7 +179,17 @@ class PlatformConfig(_Section):
         return Path(self.paths.home).expanduser()
 
     def dvc_remote_url(self) -> str:
+        """The platform's DVC remote root; each case pushes below it (``dvc_case_remote``)."""
         return self.dvc.remote_url or str(self.home / "dvc-remote")
+
+    def dvc_case_remote(self, case_id: str) -> str:
+        """A case's own DVC remote: ``<root>/<case id>``. In a local folder the hub gives it
+        to the case's OS group only, like the case folder, so one case cannot read another's
+        data versions through a shared remote."""
+        return self.dvc_remote_url().rstrip("/") + "/" + case_id
+
+    def dvc_remote_is_local(self) -> bool:
+        return "://" not in self.dvc_remote_url()
 
     def tracking_backend_uri(self) -> str:
         return self.tracking.backend_store_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"

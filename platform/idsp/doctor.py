@@ -124,10 +124,10 @@ def _dvc_remote(cfg: PlatformConfig, case_root: Path | None):
     url = cfg.dvc_remote_url()
     if "://" in url:
         return "pass", f"platform remote {url}"
-    folder = Path(url)
-    if folder.is_dir() and os.access(folder, os.W_OK):
-        return "pass", f"shared remote folder {folder}"
-    return "fail", f"shared remote folder {folder} does not exist or is not writable"
+    folder = Path(url).expanduser()
+    if folder.is_dir():
+        return "pass", f"remote folder {folder} (each case pushes to its own folder below it)"
+    return "fail", f"remote folder {folder} does not exist; `idsp hub up` and `idsp case new` make it"
 
 
 def _git_identity(cfg: PlatformConfig, case_root: Path | None):

@@ -37,10 +37,10 @@ def test_new_case_is_a_ready_repository_whose_tests_and_pipeline_run(cli, tmp_pa
     assert git(case, "status", "--porcelain") == ""
     tracked = git(case, "ls-files").splitlines()
     assert {"case.yaml", ".copier-answers.yml", ".dvc/config", "dvc.yaml"} <= set(tracked)
-    # DVC: the platform's default remote, a local shared folder that now exists
-    remote = idsp_home / "dvc-remote"
+    # DVC: the case's own folder below the platform's default remote, which now exists
+    remote = idsp_home / "dvc-remote" / "bridge-check"
     dvc_config = (case / ".dvc" / "config").read_text()
-    assert "remote = shared" in dvc_config and str(remote) in dvc_config
+    assert "remote = shared" in dvc_config and f"url = {remote}\n" in dvc_config
     assert remote.is_dir()
     # hooks installed; the case in the platform's index
     assert (case / ".git" / "hooks" / "pre-commit").is_file()

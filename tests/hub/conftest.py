@@ -171,6 +171,7 @@ def hub_env(tmp_path_factory):
             "IDSP_HUB__HOMES_ROOT": str(shared / "homes"),
             "IDSP_PATHS__CASES_ROOT": str(cases_root),
             "IDSP_PATHS__CASE_INDEX": str(index),
+            "IDSP_DVC__REMOTE_URL": str(shared / "dvc-remote"),
             "IDSP_HUB__PASSWORDS__LOCKOUT_ATTEMPTS": "3",
             "IDSP_HUB__LIMITS__MEMORY": "1G",
         }

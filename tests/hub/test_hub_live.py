@@ -142,8 +142,13 @@ def test_users_cannot_read_each_other(hub, alice, bob):
         f"    print('CASE READ')\n"
         f"except PermissionError:\n"
         f"    print('CASE DENIED')\n"
+        f"try:\n"
+        f"    os.listdir({str(Path(hub.env['IDSP_DVC__REMOTE_URL']) / CASE_ID)!r})\n"
+        f"    print('REMOTE READ')\n"
+        f"except PermissionError:\n"
+        f"    print('REMOTE DENIED')\n"
     )
-    assert out["stdout"].split() == ["DENIED", "CASE", "DENIED"], out
+    assert out["stdout"].split() == ["DENIED", "CASE", "DENIED", "REMOTE", "DENIED"], out
     # Nor the other's MLflow experiment: bob is no member of the case.
     out = bob.run(
         "import mlflow\n"
@@ -162,6 +167,12 @@ def test_case_member_can_use_the_case_folder(hub, alice):
     out = alice.run(f"open({str(folder / 'notes.txt')!r}, 'w').write('x'); print('OK')")
     assert out["stdout"].strip() == "OK", out
     assert stat.S_IMODE(folder.stat().st_mode) == 0o2770
+    # the case's own DVC remote folder: the case group's, like the case folder
+    remote = Path(hub.env["IDSP_DVC__REMOTE_URL"]) / CASE_ID
+    out = alice.run(f"open({str(remote / 'probe')!r}, 'w').write('x'); print('OK')")
+    assert out["stdout"].strip() == "OK", out
+    assert stat.S_IMODE(remote.stat().st_mode) == 0o2770
+    assert stat.S_IMODE(remote.parent.stat().st_mode) == 0o711  # the root is not listable
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -35,6 +35,7 @@ class IdspSpawner(LocalProcessSpawner):
     homes_root = Unicode("/home", config=True, help="parent folder of user homes")
     case_index = Unicode("", config=True, help="the platform's case index (YAML)")
     cases_root = Unicode("", config=True, help="folder with the case projects")
+    dvc_remote_root = Unicode("", config=True, help="local DVC remote root; each case's remote below it")
     tracking_uri = Unicode("", config=True, help="MLflow tracking URI injected into servers")
     tracking_admin_password_file = Unicode("", config=True)
     tracking_user_key_file = Unicode("", config=True)
@@ -138,6 +139,8 @@ class IdspSpawner(LocalProcessSpawner):
                     if case.id in my_cases:
                         group = accounts.os_group_name(self.user_prefix, case.group)
                         accounts.share_folder(case.path, group)
+                        if self.dvc_remote_root:
+                            accounts.share_folder(Path(self.dvc_remote_root) / case.id, group)
         return account, lim.prepare()
 
     def _tracking_environment(self) -> str | None:
