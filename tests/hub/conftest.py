@@ -157,6 +157,13 @@ def hub_env(tmp_path_factory):
     (case_dir / "case.yaml").write_text(
         yaml.safe_dump({"id": CASE_ID, "members": [{"name": "Alice", "username": "alice"}]})
     )
+    (case_dir / "src").mkdir()
+    (case_dir / "src" / "model.py").write_text("THRESHOLD = 0.5\n")
+    # a git repository made by root, as `idsp case new` run by the platform admin makes it
+    git = ["git", "-c", "user.name=admin", "-c", "user.email=admin@example.org"]
+    subprocess.run([*git, "init", "-q", str(case_dir)], check=True)
+    subprocess.run([*git, "-C", str(case_dir), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(case_dir), "commit", "-qm", "case"], check=True)
     index = shared / "index.yaml"
     index.write_text(yaml.safe_dump({"cases": [{"id": CASE_ID, "path": str(case_dir)}]}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDSP_")}

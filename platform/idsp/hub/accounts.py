@@ -14,6 +14,7 @@ import hashlib
 import os
 import pwd
 import re
+import stat
 import subprocess
 import threading
 from pathlib import Path
@@ -122,9 +123,33 @@ def supplementary_groups(name: str) -> set[str]:
 
 
 def share_folder(folder: Path, group: str) -> None:
-    """Give ``group`` read/write on ``folder``; setgid so new files stay in the group."""
+    """Give ``group`` read/write on ``folder`` and everything in it; setgid on folders so
+    new files stay in the group. The first time (the folder not yet the group's, 2770) the
+    whole tree is walked, so the files the admin made with ``idsp case new`` (the git
+    repository included) become the members'; later, new files inherit the group and user
+    servers write them group-writable (umask 007), so the walk is not repeated at each spawn.
+    Symbolic links are never followed."""
     gid = ensure_group(group)
     folder.mkdir(parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_gid != gid or stat.S_IMODE(st.st_mode) != 0o2770:
+        for root, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                info = os.lstat(path)
+                if stat.S_ISLNK(info.st_mode):
+                    continue
+                os.chown(path, info.st_uid, gid, follow_symlinks=False)
+                mode = stat.S_IMODE(info.st_mode)
+                if stat.S_ISDIR(info.st_mode):
+                    os.chmod(path, (mode | 0o2070) & ~0o007)
+                else:
+                    group_bits = 0o060 | (0o010 if mode & 0o100 else 0)
+                    os.chmod(path, (mode | group_bits) & ~0o007)
+        if (folder / ".git").is_dir():
+            # git writes its objects group-writable from now on, whoever commits
+            subprocess.run(["git", "-C", str(folder), "config", "core.sharedRepository", "group"],
+                           capture_output=True, check=False)
     os.chown(folder, 0, gid)
     os.chmod(folder, 0o2770)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import pwd
 import time
 from pathlib import Path
@@ -183,6 +184,9 @@ class IdspSpawner(LocalProcessSpawner):
         def preexec():
             if lim is not None:
                 lim.join()  # as root, before dropping privileges
+            # files a member makes in a shared case folder stay editable by the other members
+            # (the home is 0700, so nothing there becomes visible to anyone else)
+            os.umask(0o007)
             setuid()
 
         return preexec
@@ -198,6 +202,16 @@ class IdspSpawner(LocalProcessSpawner):
             env["IDSP_PATHS__CASES_ROOT"] = self.cases_root
         if self.case_index:
             env["IDSP_PATHS__CASE_INDEX"] = self.case_index
+            # A case repository belongs to root (its folder is shared by group), which git
+            # refuses to work in ("dubious ownership") unless the folder is named safe in
+            # protected configuration; GIT_CONFIG_* is that (command scope), for this
+            # user's cases only.
+            mine = set(self._case_ids())
+            safe = [str(c.path) for c in read_index(Path(self.case_index), Path(self.cases_root)) if c.id in mine]
+            env["GIT_CONFIG_COUNT"] = str(len(safe))
+            for i, path in enumerate(safe):
+                env[f"GIT_CONFIG_KEY_{i}"] = "safe.directory"
+                env[f"GIT_CONFIG_VALUE_{i}"] = path
         return env
 
     async def stop(self, now=False):
