@@ -266,3 +266,12 @@ def test_mostly_distinct_estimate():
     assert not privacy._mostly_distinct(gen.integers(0, 100_000, 1_000_000))  # 10 rows per value
     skewed = np.concatenate([np.zeros(300_000, dtype=np.int64), gen.permutation(700_000) + 1])
     assert not privacy._mostly_distinct(skewed)  # one value in 30 % of the rows
+
+
+def test_vectorised_digit_checks_agree_with_the_scalar_ones_on_odd_shapes(rng):
+    bsn = make_bsn(rng)
+    values = [bsn, f"{bsn[:4]}.{bsn[4:6]}.{bsn[6:]}", f"{bsn[:3]} {bsn[3:6]} {bsn[6:]}", "0" + bsn,  # 10 digits
+              bsn[:8], "06" + bsn[:8], f"{bsn[:4]}-{bsn[4:]}", "12345678", "1234 5678", "123456789012"]
+    series = pd.Series(values, dtype="str")
+    for check in (privacy.is_bsn, privacy.is_kvk):
+        assert check(series).tolist() == [check(v) for v in values], check.__name__
