@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -25,6 +27,17 @@ def console() -> Console:
 @cache
 def console_err() -> Console:
     return Console(stderr=True)
+
+
+@contextmanager
+def spinner(enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A rich status line on stderr for slow steps: ``with spinner(not as_json) as step:
+    step("reading x.csv")``. Silent for --json and when stderr is not a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda _msg: None
+        return
+    with console_err().status("working ...") as status:
+        yield lambda msg: status.update(msg + " ...")
 
 
 def print_json(data: Any) -> None:

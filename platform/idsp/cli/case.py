@@ -7,12 +7,11 @@ heavy are imported inside the commands, so ``idsp case --help`` stays fast.
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from idsp.cli._common import JSON_OPTION, console_err, load, print_json
+from idsp.cli._common import JSON_OPTION, console_err, load, print_json, spinner
 from idsp.errors import Refused, UserError
 
 app = typer.Typer(
@@ -27,16 +26,6 @@ def console():
     from rich.console import Console
 
     return Console(file=sys.stdout)
-
-
-@contextmanager
-def _spinner(enabled: bool):
-    """A rich status line for the slow steps; silent for --json and non-terminals."""
-    if not enabled or not sys.stderr.isatty():
-        yield lambda _msg: None
-        return
-    with console_err().status("working ...") as status:
-        yield lambda msg: status.update(msg + " ...")
 
 
 def _parse_data(pairs: list[str]) -> dict[str, str]:
@@ -109,7 +98,7 @@ def new(
         given["case_type"] = case_type
     interactive = not defaults and not as_json and sys.stdin.isatty()
     answers = case_template.resolve_answers(name, given, ask=_ask if interactive else None)
-    with _spinner(not as_json) as progress:
+    with spinner(not as_json) as progress:
         made = case_projects.new_case(name, answers, dest=dest, cfg=load(), progress=progress)
     if as_json:
         print_json(made.as_dict())
@@ -146,7 +135,7 @@ def update(
     if every:
         if to:
             raise UserError("--to and --all do not go together", fix="Use --to for one case")
-        with _spinner(not as_json) as progress:
+        with spinner(not as_json) as progress:
             items = case_fleet.update_fleet(path, cfg=load(), progress=progress)
         if as_json:
             print_json([item.as_dict() for item in items])
@@ -155,7 +144,7 @@ def update(
         if any(item.refused or item.result.conflicts for item in items):
             raise typer.Exit(Refused.exit_code)
         return
-    with _spinner(not as_json) as progress:
+    with spinner(not as_json) as progress:
         result = case_projects.update_case(path, to_version=to, cfg=load(), progress=progress)
     if as_json:
         print_json(result.as_dict())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from idsp.cli._common import JSON_OPTION, console, console_err, print_json
+from idsp.cli._common import JSON_OPTION, console, console_err, print_json, spinner
 from idsp.errors import PIIFound, UserError
 
 app = typer.Typer(help="Scan data for identifiers, pseudonymise them, manage keys.", no_args_is_help=True)
@@ -22,7 +22,11 @@ def scan_cmd(
     """Report identifiers (BSN, IBAN, KvK, e-mail, phone, postcode) per column or line."""
     from idsp.scanning import scan_path
 
-    results = [scan_path(p, min_share=min_share) for p in paths]
+    results = []
+    with spinner(not as_json) as step:
+        for p in paths:
+            step(f"scanning {p}")
+            results.append(scan_path(p, min_share=min_share))
     found = [r for r in results if r.findings]
     if as_json:
         print_json([r.as_dict() for r in results])
@@ -81,8 +85,11 @@ def pseudonymise_cmd(
         raise UserError("--columns names no column", fix="e.g. --columns bsn,kvk:kvk")
     if Path(target).suffix.lower() not in (".parquet", ".pq"):
         raise UserError("the output must be a .parquet file", where=str(target))
-    frame = read_table(source, schema={c: "str" for c in wanted}, infer=False)
-    result = pseudonymise(frame, wanted, domain)
+    with spinner(not as_json) as step:
+        step(f"reading {source}")
+        frame = read_table(source, schema={c: "str" for c in wanted}, infer=False)
+        step(f"pseudonymising {len(frame):,} rows ({', '.join(wanted)})")
+        result = pseudonymise(frame, wanted, domain)
     report = result.report
     if report.invalid and not allow_invalid:
         detail = "; ".join(
@@ -95,7 +102,9 @@ def pseudonymise_cmd(
             where=str(source),
             fix="Correct them at the source, or pass --allow-invalid to write them as empty",
         )
-    write_table(result.frame, target)
+    with spinner(not as_json) as step:
+        step(f"writing {target}")
+        write_table(result.frame, target)
     if as_json:
         print_json(report.as_dict() | {"written": str(target)})
         return

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from idsp.cli._common import JSON_OPTION, console, print_json
+from idsp.cli._common import JSON_OPTION, console, print_json, spinner
 
 app = typer.Typer(
     help="Data quality: validate data against the case's Great Expectations suites (gx/).",
@@ -50,15 +50,17 @@ def validate(
         except CaseError:
             if gx_dir is None:
                 raise
-    result = quality.validate(
-        target,
-        suite,
-        case=case,
-        engine=engine,
-        fail_fast=False,
-        gx_dir=gx_dir,
-        output_dir=output_dir,
-    )
+    with spinner(not as_json) as step:
+        step(f"validating {target} (Great Expectations, {engine or 'pandas'})")
+        result = quality.validate(
+            target,
+            suite,
+            case=case,
+            engine=engine,
+            fail_fast=False,
+            gx_dir=gx_dir,
+            output_dir=output_dir,
+        )
     if as_json:
         print_json(result.as_dict())
     else:
