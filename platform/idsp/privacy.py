@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -429,6 +430,7 @@ class _Hmac:
 # The job of the forked workers, set just before they fork so that they inherit it (and the
 # values it reads) instead of receiving it pickled; each task is only a (start, stop) range.
 _JOB: Callable[[int, int], None] | None = None
+_JOB_LOCK = threading.Lock()  # one forked hashing job at a time per process
 
 
 def _run_job(bounds: tuple[int, int]) -> None:
@@ -462,12 +464,13 @@ def _hex_digests(secret: bytes, count: int, messages: Callable[[int, int], Itera
         import multiprocessing as mp
 
         size = -(-count // (workers * 4))
-        _JOB = job
-        try:
-            with mp.get_context("fork").Pool(workers) as pool:
-                pool.map(_run_job, [(i, min(i + size, count)) for i in range(0, count, size)])
-        finally:
-            _JOB = None
+        with _JOB_LOCK:
+            _JOB = job
+            try:
+                with mp.get_context("fork").Pool(workers) as pool:
+                    pool.map(_run_job, [(i, min(i + size, count)) for i in range(0, count, size)])
+            finally:
+                _JOB = None
     return memoryview(out)[: 64 * count]
 
 
@@ -665,6 +668,8 @@ def _pseudonym_column(codes, valid, hexed, index, unique: bool = False) -> pd.Se
     import pyarrow as pa
 
     rows = len(codes)
+    if not valid.any():  # nothing to hash: every value missing or invalid
+        return pd.Series(pa.nulls(rows, pa.large_string()), index=index, dtype="str")
     pseudonyms = pa.LargeStringArray.from_buffers(
         len(hexed) // 64, pa.py_buffer(np.arange(0, len(hexed) + 1, 64, dtype=np.int64)), pa.py_buffer(hexed))
     if len(valid) == rows and valid.all() and (rows == 0 or codes[0] == 0):
@@ -672,16 +677,16 @@ def _pseudonym_column(codes, valid, hexed, index, unique: bool = False) -> pd.Se
         return pd.Series(pseudonyms, index=index, dtype="str")
     position = np.cumsum(valid, dtype=np.int32) - 1  # index into `pseudonyms` of each valid value
     safe = np.maximum(codes, 0)
-    keep = (codes >= 0) & valid[safe] if len(valid) else np.zeros(rows, dtype=bool)
+    keep = (codes >= 0) & valid[safe]
     if rows >= 2 * len(valid):
         if unique:
             final = codes.astype(np.int32) if keep.all() else np.where(keep, position[safe], -1)
         else:  # pseudonyms of distinct inputs can coincide when the inputs normalise alike
             links, pseudonyms = pd.factorize(pd.Series(pseudonyms, dtype="str"))
-            final = np.where(keep, links.astype(np.int32)[position[safe]], -1) if len(valid) else safe
+            final = np.where(keep, links.astype(np.int32)[position[safe]], -1)
         kind = pd.CategoricalDtype(pd.Index(pseudonyms, dtype="str"))
         return pd.Series(pd.Categorical.from_codes(final, dtype=kind, validate=False), index=index)
-    data = np.take(np.frombuffer(hexed, dtype="S64"), position[safe][keep]) if len(valid) else b""
+    data = np.take(np.frombuffer(hexed, dtype="S64"), position[safe][keep])
     offsets = np.zeros(rows + 1, dtype=np.int64)
     np.cumsum(keep * 64, out=offsets[1:])
     validity = None if keep.all() else pa.py_buffer(np.packbits(keep, bitorder="little"))
@@ -733,10 +738,12 @@ def pseudonymise(
         codes, uniques = _factorize(df[column], kind)
         valid, hexed = _hash_distinct(uniques, kind, key.secret, workers)
         out[column] = _pseudonym_column(codes, valid, hexed, df.index, unique=getattr(uniques, "distinct", False))
-        bad = np.flatnonzero((codes >= 0) & ~valid[np.maximum(codes, 0)])
+        present = codes >= 0
+        ok = present & valid[np.maximum(codes, 0)] if len(valid) else np.zeros(len(codes), dtype=bool)
+        bad = np.flatnonzero(present & ~ok)
         if len(bad):
             invalid[column] = bad.tolist()
-        done[column] = int(((codes >= 0) & valid[np.maximum(codes, 0)]).sum())
+        done[column] = int(ok.sum())
     report = PseudonymisationReport(domain, key.key_id, kinds, done, invalid)
     out.attrs["idsp.pseudonymisation"] = report.as_dict() | {"invalid": {k: len(v) for k, v in invalid.items()}}
     return Pseudonymised(out, report)

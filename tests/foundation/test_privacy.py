@@ -275,3 +275,14 @@ def test_vectorised_digit_checks_agree_with_the_scalar_ones_on_odd_shapes(rng):
     series = pd.Series(values, dtype="str")
     for check in (privacy.is_bsn, privacy.is_kvk):
         assert check(series).tolist() == [check(v) for v in values], check.__name__
+
+
+@pytest.mark.parametrize("values, kind", [(["1", "1"], "bsn"), (["", ""], "text"), ([None, None, None], "bsn"),
+                                          ([], "kvk")])
+def test_a_column_with_nothing_to_hash_comes_back_empty(store, values, kind):
+    key = store.generate("leeg")
+    frame = pd.DataFrame({"c": pd.Series(values, dtype=object, index=range(10, 10 + len(values)))})
+    result = privacy.pseudonymise(frame, {"c": kind}, "leeg", key=key)
+    assert result.frame["c"].isna().all() and list(result.frame.index) == list(frame.index)
+    assert result.report.pseudonymised == {"c": 0}
+    assert sum(result.report.invalid.get("c", [])) == sum(i for i, v in enumerate(values) if v is not None)
