@@ -128,30 +128,52 @@ def share_folder(folder: Path, group: str) -> None:
     whole tree is walked, so the files the admin made with ``idsp case new`` (the git
     repository included) become the members'; later, new files inherit the group and user
     servers write them group-writable (umask 007), so the walk is not repeated at each spawn.
-    Symbolic links are never followed."""
+    The walk goes by file descriptors and never follows a symbolic link, so a link (or a
+    folder swapped for one while it runs) cannot point it at anything outside the case."""
     gid = ensure_group(group)
     folder.mkdir(parents=True, exist_ok=True)
     st = folder.stat()
     if st.st_gid != gid or stat.S_IMODE(st.st_mode) != 0o2770:
-        for root, dirs, files in os.walk(folder):
+        for _root, dirs, files, dir_fd in os.fwalk(folder, follow_symlinks=False):
             for name in dirs + files:
-                path = os.path.join(root, name)
-                info = os.lstat(path)
-                if stat.S_ISLNK(info.st_mode):
-                    continue
-                os.chown(path, info.st_uid, gid, follow_symlinks=False)
-                mode = stat.S_IMODE(info.st_mode)
-                if stat.S_ISDIR(info.st_mode):
-                    os.chmod(path, (mode | 0o2070) & ~0o007)
-                else:
-                    group_bits = 0o060 | (0o010 if mode & 0o100 else 0)
-                    os.chmod(path, (mode | group_bits) & ~0o007)
+                _share_entry(dir_fd, name, gid)
         if (folder / ".git").is_dir():
             # git writes its objects group-writable from now on, whoever commits
-            subprocess.run(["git", "-C", str(folder), "config", "core.sharedRepository", "group"],
-                           capture_output=True, check=False)
+            done = subprocess.run(
+                ["git", "-c", f"safe.directory={folder}", "-C", str(folder), "config", "core.sharedRepository", "group"],
+                capture_output=True, text=True, check=False,
+            )
+            if done.returncode != 0:
+                raise UserError(f"could not share the git repository of {folder}: {done.stderr.strip()}",
+                                where=str(folder), fix="Check the repository with `git -C FOLDER status`")
     os.chown(folder, 0, gid)
     os.chmod(folder, 0o2770)
+
+
+def _share_entry(dir_fd: int, name: str, gid: int) -> None:
+    """Group read/write on one folder or regular file, opened without following links."""
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+        return  # links, sockets, fifos, devices: left alone
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:  # swapped for a link or removed meanwhile
+        return
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+            return
+        os.fchown(fd, now.st_uid, gid)
+        mode = stat.S_IMODE(now.st_mode)
+        if stat.S_ISDIR(now.st_mode):
+            os.fchmod(fd, (mode | 0o2070) & ~0o007)
+        else:
+            os.fchmod(fd, (mode | 0o060 | (0o010 if mode & 0o100 else 0)) & ~0o007)
+    finally:
+        os.close(fd)
 
 
 def delete_account(name: str) -> None:

@@ -206,12 +206,16 @@ class IdspSpawner(LocalProcessSpawner):
             # refuses to work in ("dubious ownership") unless the folder is named safe in
             # protected configuration; GIT_CONFIG_* is that (command scope), for this
             # user's cases only.
+            # Case members run each other's code anyway (the pipeline, the pre-commit hooks
+            # of the case); but a plain `git status` must not run a program another member
+            # named in the shared .git/config, so the file-system monitor is switched off.
             mine = set(self._case_ids())
             safe = [str(c.path) for c in read_index(Path(self.case_index), Path(self.cases_root)) if c.id in mine]
-            env["GIT_CONFIG_COUNT"] = str(len(safe))
-            for i, path in enumerate(safe):
-                env[f"GIT_CONFIG_KEY_{i}"] = "safe.directory"
-                env[f"GIT_CONFIG_VALUE_{i}"] = path
+            pairs = [("safe.directory", path) for path in safe] + [("core.fsmonitor", "false")]
+            env["GIT_CONFIG_COUNT"] = str(len(pairs))
+            for i, (key, value) in enumerate(pairs):
+                env[f"GIT_CONFIG_KEY_{i}"] = key
+                env[f"GIT_CONFIG_VALUE_{i}"] = value
         return env
 
     async def stop(self, now=False):
