@@ -197,6 +197,15 @@ class ChecklistItem(_Frozen):
         "produce (e.g. a metric check on the fairness report), settled before the model is put to use",
     )
 
+    @model_serializer(mode="wrap")
+    def _omit_default_phase(self, handler):
+        # Left out when "development", so checklists written before the field existed keep
+        # their hash (and their approvals); a "use" item is hashed with its phase.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("phase") == "development":
+            data.pop("phase", None)
+        return data
+
     @field_validator("responsible_role")
     @classmethod
     def _responsible(cls, v: str) -> str:
@@ -290,6 +299,14 @@ class Submission(_Frozen):
     content_sha256: str
     note: str = ""
     purpose: Purpose = "use"
+
+    @model_serializer(mode="wrap")
+    def _omit_default_purpose(self, handler):
+        # Left out when "use", so review records written before the field existed read the same.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("purpose") == "use":
+            data.pop("purpose", None)
+        return data
 
 
 class SignedDecision(_Frozen):

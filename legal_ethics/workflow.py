@@ -228,6 +228,14 @@ def decide(
         if sub is None or sub.content_sha256 != st.content_sha256:
             raise Refused("there is nothing in review: the checklist was not submitted or changed since",
                           fix="Submit it first with `idsp ethics submit`")
+        submitted = [e for e in audit.entries(config=cfg) if e.get("event") == "submitted"
+                     and e.get("case_id") == case.id and (e.get("data") or {}).get("submission_id") == sub.id]
+        if submitted and submitted[-1]["data"].get("purpose", "use") != sub.purpose:
+            raise Refused(
+                f"review.yaml says submission {sub.id} is for {sub.purpose}, but it was submitted for "
+                f"{submitted[-1]['data'].get('purpose', 'use')} (audit log seq {submitted[-1]['seq']})",
+                where=str(checklist.ethics_dir(case)), fix="Restore review.yaml, or submit again",
+            )
         if role not in st.definition.signoff_roles:
             raise Refused(
                 f"{role_label(role)} is not a sign-off role of this checklist",

@@ -69,6 +69,16 @@ def test_editing_the_recorded_purpose_does_not_turn_development_into_use(staged_
     assert not gate.check(staged_case, ["inspecties"], purpose="use").allowed
 
 
+def test_a_reviewer_does_not_sign_a_purpose_edited_after_submission(staged_case, keys):
+    workflow.submit(staged_case, actor="pim", purpose="development")
+    review_file = checklist.ethics_dir(staged_case) / checklist.REVIEW_FILE
+    record = yaml.safe_load(review_file.read_text(encoding="utf-8"))
+    record["submissions"][-1]["purpose"] = "use"
+    review_file.write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+    with pytest.raises(Refused, match="submitted for development"):
+        workflow.decide(staged_case, "approve", role="jurist", key_path=keys["alice"], actor="alice")
+
+
 def answer_use_items(case, kit) -> None:
     workflow.answer_many(case, [
         {"key": i.key, "value": kit.passing_value(i), "rationale": "Uit de ontwikkelruns.",

@@ -183,7 +183,9 @@ def _decide(decision: str, case: Path | None, role: str, key: Path | None, comme
     if as_json:
         print_json({"decision": signed.model_dump(mode="json"), "status": st.status, "reasons": st.reasons})
         return
-    console().print(f"{decision} {signed.id} signed by {signed.reviewer} as {role}; status now {st.status}", highlight=False)
+    purpose = signed.payload.get("purpose", "use")
+    console().print(f"{decision} {signed.id} signed by {signed.reviewer} as {role}, for {purpose}; "
+                    f"status now {st.status}", highlight=False)
     for reason in st.reasons:
         console().print(f"  - {reason}", highlight=False, soft_wrap=True)
 
