@@ -29,6 +29,7 @@ from legal_ethics.canonical import canonical_json, sha256_hex
 from legal_ethics.storage import locked
 
 GENESIS = "0" * 64
+AUDIT_TAG = "idsp.audit.entry"  # the tag on MLflow runs that records their run.started entry
 
 
 def _config(config=None):
@@ -212,19 +213,35 @@ def verify(config=None, *, path: Path | None = None) -> AuditReport:
     return AuditReport(path=path, entries=count, problems=problems)
 
 
-def check_anchors(anchors, config=None, *, path: Path | None = None) -> list[str]:
-    """Compare the log with what another system recorded of it: ``anchors`` are
-    (run id, seq, hash) of run.started entries as kept by the tracking server. A chain that
-    was rewritten consistently (every hash recomputed, head file too) still verifies on its
-    own; it cannot match the hashes the server recorded before the rewrite."""
+def check_anchors(anchors: dict[str, str | None], config=None, *, path: Path | None = None,
+                  tracking_uri: str | None = None) -> list[str]:
+    """Compare the log with what the tracking server recorded of it, both ways.
+
+    ``anchors`` maps each run id on the server to its ``idsp.audit.entry`` tag
+    ("<seq>:<hash>" of its run.started entry) or None. A chain rewritten consistently
+    (every hash recomputed, head file too) still verifies on its own, but not against
+    hashes the server recorded before the rewrite. And every run.started entry of a run on
+    this server (``tracking_uri``) must find its run there with the same tag: a removed or
+    changed tag is named too."""
     by_seq = {}
+    started = []
     for entry in entries(config, path=path):
         try:
             by_seq[int(entry["seq"])] = entry
         except (KeyError, TypeError, ValueError):
             continue
+        if entry.get("event") == "run.started":
+            started.append(entry)
     problems: list[str] = []
-    for run_id, seq, digest in sorted(anchors, key=lambda a: a[1]):
+    for run_id, tag in sorted(anchors.items(), key=lambda kv: str(kv[1])):
+        if tag is None:
+            continue
+        seq_text, _, digest = tag.partition(":")
+        try:
+            seq = int(seq_text)
+        except ValueError:
+            problems.append(f"MLflow run {run_id} has a malformed {AUDIT_TAG} tag {tag[:40]!r}")
+            continue
         entry = by_seq.get(seq)
         if entry is None:
             problems.append(f"MLflow run {run_id} recorded audit entry {seq}, which the log no longer has "
@@ -234,5 +251,16 @@ def check_anchors(anchors, config=None, *, path: Path | None = None) -> list[str
                             f"its hash as {digest[:12]}…, the log now has {str(entry.get('hash'))[:12]}…")
         elif entry.get("event") != "run.started" or (entry.get("data") or {}).get("run_id") != run_id:
             problems.append(f"audit entry {seq} is not the start of MLflow run {run_id}, as the run recorded")
+    for entry in started:
+        data = entry.get("data") or {}
+        run_id = data.get("run_id")
+        if tracking_uri is not None and data.get("tracking_uri") not in (None, tracking_uri):
+            continue  # a run on another tracking server
+        if run_id not in anchors:
+            problems.append(f"audit entry {entry['seq']} started MLflow run {run_id}, which the tracking server "
+                            "no longer has")
+        elif anchors[run_id] != f"{entry['seq']}:{entry['hash']}":
+            problems.append(f"MLflow run {run_id} no longer carries its audit entry {entry['seq']} "
+                            f"(tag {AUDIT_TAG} removed or changed)")
     return problems
 

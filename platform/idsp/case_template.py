@@ -126,7 +126,8 @@ def _layer_files(layer: Path) -> Iterator[Path]:
 def layer_digest(layer: Path) -> str:
     """sha256 over the paths and contents of every file in a release layer."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in layer.rglob("*") if p.is_file()):
+    files = (p for p in layer.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    for path in sorted(files):
         rel = path.relative_to(layer).as_posix().encode()
         digest.update(b"%d:%s" % (len(rel), rel))
         digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -151,8 +152,10 @@ def check_released(root: Path | None = None) -> list[TemplateVersion]:
     three-way update compares them against exactly what they were rendered from."""
     root = root or template_root()
     versions = template_versions(root)
-    released = released_digests(root)
     listed = root / RELEASED_FILE
+    if not listed.is_file():
+        return versions  # a template of one's own (IDSP_CASE_TEMPLATE) that keeps no release list
+    released = released_digests(root)
     for tv in versions:
         want = released.get(tv.version)
         if want is None:

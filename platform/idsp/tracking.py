@@ -906,9 +906,12 @@ def _recheck_gate(tags: dict[str, str], config, case: Case | None) -> list[str]:
     return problems
 
 
-def audit_anchors(config=None) -> list[tuple[str, int, str]]:
-    """(run id, audit seq, audit hash) of every run on the tracking server that recorded
-    its audit entry (tag ``idsp.audit.entry``), for ``legal_ethics.audit.check_anchors``."""
+def audit_anchors(config=None) -> dict[str, str | None]:
+    """Run id -> its ``idsp.audit.entry`` tag ("<seq>:<hash>", or None when the run has no
+    such tag) for every run on the tracking server, deleted ones included, for
+    ``legal_ethics.audit.check_anchors``."""
+    from mlflow.entities import ViewType
+
     from idsp.config import load_config
 
     config = config or load_config()
@@ -916,16 +919,21 @@ def audit_anchors(config=None) -> list[tuple[str, int, str]]:
     _client_env(config)
     ensure_server(uri, config)
     client = _client(uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    anchors: list[tuple[str, int, str]] = []
+    experiments, token = [], None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ALL, max_results=1000, page_token=token)
+        experiments += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            break
+    anchors: dict[str, str | None] = {}
     for start in range(0, len(experiments), 100):  # search_runs takes at most 100 experiments
         token = None
         while True:
-            page = client.search_runs(experiments[start : start + 100], filter_string=f"tags.`{AUDIT_TAG}` LIKE '%'",
+            page = client.search_runs(experiments[start : start + 100], run_view_type=ViewType.ALL,
                                       max_results=1000, page_token=token)
             for r in page:
-                seq, _, digest = r.data.tags[AUDIT_TAG].partition(":")
-                anchors.append((r.info.run_id, int(seq), digest))
+                anchors[r.info.run_id] = r.data.tags.get(AUDIT_TAG)
             token = page.token
             if not token:
                 break

@@ -52,3 +52,17 @@ def test_leaving_a_case_revokes_its_experiment_at_the_next_provisioning(auth_ser
     asyncio.run(admin.provision(*alice, []))
     assert _read(server.url, "case-b", bob) == 200
     assert _read(server.url, "case-a", alice) == 403
+
+
+@pytest.mark.slow
+def test_an_experiment_the_user_made_stays_theirs(auth_server):
+    server, admin_password = auth_server
+    admin = TrackingAdmin(server.url, admin_password)
+    carol = ("carol", secrets.token_urlsafe(16))
+    asyncio.run(admin.provision(*carol, ["case-c"]))
+    r = httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": "carol-scratch"}, auth=carol,
+                   timeout=30)
+    assert r.status_code == 200, r.text  # MLflow gives the maker MANAGE on it
+    asyncio.run(admin.provision(*carol, []))  # carol leaves case-c
+    assert _read(server.url, "case-c", carol) == 403
+    assert _read(server.url, "carol-scratch", carol) == 200

@@ -41,8 +41,18 @@ def test_a_consistently_rewritten_log_disagrees_with_the_tracking_server(case, t
     assert entry["hash"] == digest and entry["event"] == "run.started" and entry["data"]["run_id"] == ids[0]
 
     anchors = tracking.audit_anchors()
-    assert sorted(a[0] for a in anchors) == sorted(ids)
-    assert audit.verify().ok and audit.check_anchors(anchors) == []
+    assert sorted(anchors) == sorted(ids) and all(anchors.values())
+    assert audit.verify().ok and audit.check_anchors(anchors, tracking_uri=tracked.url) == []
+
+    # a member with EDIT on the experiment removes a run's tag: named, not silently skipped
+    client = MlflowClient(tracked.url)
+    client.delete_tag(ids[1], tracking.AUDIT_TAG)
+    problems = audit.check_anchors(tracking.audit_anchors(), tracking_uri=tracked.url)
+    assert problems == [f"MLflow run {ids[1]} no longer carries its audit entry {anchors[ids[1]].split(':')[0]} "
+                        f"(tag {tracking.AUDIT_TAG} removed or changed)"]
+    client.set_tag(ids[1], tracking.AUDIT_TAG, "not-a-number:x")
+    assert any("malformed" in p for p in audit.check_anchors(tracking.audit_anchors(), tracking_uri=tracked.url))
+    client.set_tag(ids[1], tracking.AUDIT_TAG, anchors[ids[1]])
     code, out, _ = cli("ethics", "audit", "verify", "--against-tracking")
     assert code == 0 and "agrees with the 2 run(s)" in " ".join(out.split())
 
@@ -52,7 +62,7 @@ def test_a_consistently_rewritten_log_disagrees_with_the_tracking_server(case, t
         e for e in entries if e["event"] == "run.started" and e["data"]["run_id"] == ids[0])))
     assert audit.verify().ok
     # ... but not against what the tracking server recorded
-    problems = audit.check_anchors(tracking.audit_anchors())
+    problems = audit.check_anchors(tracking.audit_anchors(), tracking_uri=tracked.url)
     assert any("rewritten at or before entry" in p for p in problems), problems
     code, out, _ = cli("ethics", "audit", "verify", "--against-tracking", "--json")
     assert code == 1

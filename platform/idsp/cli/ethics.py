@@ -367,14 +367,17 @@ def audit_verify(
     report = audit.verify(cfg)
     anchors = None
     if against_tracking:
-        from idsp.tracking import audit_anchors
+        from idsp.tracking import audit_anchors, tracking_uri
 
         anchors = audit_anchors(cfg)
-        report = replace(report, problems=report.problems + audit.check_anchors(anchors, cfg))
+        problems = audit.check_anchors(anchors, cfg, tracking_uri=tracking_uri(cfg))
+        report = replace(report, problems=report.problems + problems)
     if as_json:
-        print_json(report.as_dict() | ({"runs_compared": len(anchors)} if anchors is not None else {}))
+        print_json(report.as_dict() | ({"runs_compared": sum(1 for t in anchors.values() if t)}
+                                       if anchors is not None else {}))
     elif report.ok:
-        compared = f"; agrees with the {len(anchors)} run(s) on the tracking server" if anchors is not None else ""
+        compared = (f"; agrees with the {sum(1 for t in anchors.values() if t)} run(s) on the tracking server"
+                    if anchors is not None else "")
         console().print(f"audit log intact: {report.entries} entries ({report.path}){compared}")
     else:
         console().print(f"audit log BROKEN ({report.path}):", highlight=False)

@@ -153,6 +153,8 @@ class TrackingAdmin:
             str(row["resource_pattern"])
             for row in r.json().get("permissions", [])
             if row.get("resource_type") == "experiment" and str(row.get("role_name", "")).startswith("__user_")
+            # only what the hub grants (EDIT); MANAGE on experiments the user made stays theirs
+            and row.get("permission") == PERMISSION
         }
 
     async def revoke(self, client, username: str, experiment_id: str) -> None:
