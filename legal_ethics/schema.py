@@ -63,6 +63,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _without_default(data: Any, key: str, default: Any) -> Any:
+    """A serialised model without ``key`` when it holds ``default``: fields added later are
+    left out at their defaults, so what was written (and hashed) before keeps its hash."""
+    if isinstance(data, dict) and data.get(key) == default:
+        data.pop(key, None)
+    return data
+
+
 def _role(v: str) -> str:
     if v not in ROLES:
         raise ValueError(f"unknown role {v!r}; known roles: {', '.join(ROLES)}")
@@ -104,11 +112,7 @@ class MetricCheck(_Frozen):
 
     @model_serializer(mode="wrap")
     def _omit_unset_justification(self, handler):
-        # Left out when unset, so checklists written before the field existed keep their hash.
-        data = handler(self)
-        if isinstance(data, dict) and data.get("justify_with") is None:
-            data.pop("justify_with", None)
-        return data
+        return _without_default(handler(self), "justify_with", None)
 
 
 class CatalogueItem(_Frozen):
@@ -199,12 +203,7 @@ class ChecklistItem(_Frozen):
 
     @model_serializer(mode="wrap")
     def _omit_default_phase(self, handler):
-        # Left out when "development", so checklists written before the field existed keep
-        # their hash (and their approvals); a "use" item is hashed with its phase.
-        data = handler(self)
-        if isinstance(data, dict) and data.get("phase") == "development":
-            data.pop("phase", None)
-        return data
+        return _without_default(handler(self), "phase", "development")  # a "use" item is hashed with it
 
     @field_validator("responsible_role")
     @classmethod
@@ -302,11 +301,7 @@ class Submission(_Frozen):
 
     @model_serializer(mode="wrap")
     def _omit_default_purpose(self, handler):
-        # Left out when "use", so review records written before the field existed read the same.
-        data = handler(self)
-        if isinstance(data, dict) and data.get("purpose") == "use":
-            data.pop("purpose", None)
-        return data
+        return _without_default(handler(self), "purpose", "use")
 
 
 class SignedDecision(_Frozen):
