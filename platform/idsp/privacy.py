@@ -150,7 +150,8 @@ def _digits_fast(uniques: Any, check: Callable[[Any], bool], width: int, min_wid
         return None
     text = pd.Series(uniques, dtype="string").str.strip()
     lengths = text.str.len()
-    plain = (text.str.isdigit() & (lengths >= min_width) & (lengths <= width)).to_numpy(dtype=bool)
+    digits = text.str.isdigit().to_numpy(dtype=bool)
+    plain = digits & ((lengths >= min_width) & (lengths <= width)).to_numpy(dtype=bool)
     normal = text.str.zfill(width).to_numpy(dtype=object)
     ok = plain & (normal != "0" * width)
     if weights is not None and ok.any():
@@ -159,8 +160,7 @@ def _digits_fast(uniques: Any, check: Callable[[Any], bool], width: int, min_wid
         ok[np.flatnonzero(ok)] = (matrix @ np.array(weights, dtype=np.int64)) % 11 == 0
     # Only values written with separators can still be valid: a plain digit string of the
     # wrong length is not (so a column of 10-digit phone numbers costs no per-value check).
-    odd = ~plain & text.str.fullmatch(r"[0-9][0-9 .\-]{7,12}").fillna(False).to_numpy(dtype=bool)
-    odd &= text.str.contains(r"[ .\-]", regex=True).fillna(False).to_numpy(dtype=bool)
+    odd = ~digits & text.str.fullmatch(r"[0-9][0-9 .\-]{7,12}").fillna(False).to_numpy(dtype=bool)
     for i in np.flatnonzero(odd):
         if check(uniques[i]):
             ok[i] = True
@@ -654,10 +654,11 @@ def _hash_distinct(uniques, kind: str, secret: bytes, workers: int | None):
     return valid, _hex_digests(secret, len(chosen), _text_messages(chosen), workers)
 
 
-def _pseudonym_column(codes, valid, hexed, index, unique: bool = False) -> pd.Series:
-    """Row ``i`` gets the pseudonym of value ``codes[i]``; missing (code -1) and invalid
-    values stay missing. ``hexed`` holds the 64-byte hex pseudonyms of the valid values;
-    ``unique`` says they are known to differ (distinct integers, zero-padded alike).
+def _pseudonym_column(codes, valid, keep, hexed, index, unique: bool = False) -> pd.Series:
+    """Row ``i`` gets the pseudonym of value ``codes[i]``; rows not in ``keep`` (missing,
+    code -1, or invalid) stay missing. ``hexed`` holds the 64-byte hex pseudonyms of the
+    valid values; ``unique`` says they are known to differ (distinct integers, zero-padded
+    alike).
 
     Where values repeat (at least two rows per value on average) the column is a pandas
     Categorical: each pseudonym is stored once. Otherwise it is pandas' Arrow-backed
@@ -677,7 +678,6 @@ def _pseudonym_column(codes, valid, hexed, index, unique: bool = False) -> pd.Se
         return pd.Series(pseudonyms, index=index, dtype="str")
     position = np.cumsum(valid, dtype=np.int32) - 1  # index into `pseudonyms` of each valid value
     safe = np.maximum(codes, 0)
-    keep = (codes >= 0) & valid[safe]
     if rows >= 2 * len(valid):
         if unique:
             final = codes.astype(np.int32) if keep.all() else np.where(keep, position[safe], -1)
@@ -737,9 +737,9 @@ def pseudonymise(
         kinds[column] = kind
         codes, uniques = _factorize(df[column], kind)
         valid, hexed = _hash_distinct(uniques, kind, key.secret, workers)
-        out[column] = _pseudonym_column(codes, valid, hexed, df.index, unique=getattr(uniques, "distinct", False))
         present = codes >= 0
         ok = present & valid[np.maximum(codes, 0)] if len(valid) else np.zeros(len(codes), dtype=bool)
+        out[column] = _pseudonym_column(codes, valid, ok, hexed, df.index, unique=getattr(uniques, "distinct", False))
         bad = np.flatnonzero(present & ~ok)
         if len(bad):
             invalid[column] = bad.tolist()

@@ -233,6 +233,8 @@ def test_distinct_digit_column_skips_factorising_with_the_same_result(store, rng
     values[3] = zero[1:]  # the same BSN as `zero`, leading zero dropped by a spreadsheet
     values[5] = make_bsn(rng, valid=False)
     values[6] = None
+    codes, per_row = privacy._factorize(pd.Series(values, dtype="str"), "bsn")
+    assert not per_row.distinct and len(per_row) == len(values) - 1  # the skip path: one entry per present row
     fast = privacy.pseudonymise(pd.DataFrame({"b": pd.Series(values, dtype="str")}), {"b": "bsn"}, "distinct",
                                 key=key)
     slow = privacy.pseudonymise(pd.DataFrame({"b": pd.Series(values, dtype=object)}), {"b": "bsn"}, "distinct",
