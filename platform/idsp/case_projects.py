@@ -119,7 +119,7 @@ def new_case(
             result.steps.append("set a local git identity (none was configured)")
         progress("initialising DVC")
         remote = cfg.dvc_case_remote(case.id)
-        if "://" not in remote:
+        if cfg.dvc_remote_folder() is not None:
             Path(remote).expanduser().mkdir(parents=True, exist_ok=True)
         _dvc(
             target,

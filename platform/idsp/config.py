@@ -188,8 +188,10 @@ class PlatformConfig(_Section):
         data versions through a shared remote."""
         return self.dvc_remote_url().rstrip("/") + "/" + case_id
 
-    def dvc_remote_is_local(self) -> bool:
-        return "://" not in self.dvc_remote_url()
+    def dvc_remote_folder(self) -> Path | None:
+        """The remote root as a local folder, or None when it is a URL (s3://, ...)."""
+        url = self.dvc_remote_url()
+        return None if "://" in url else Path(url).expanduser()
 
     def tracking_backend_uri(self) -> str:
         return self.tracking.backend_store_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"

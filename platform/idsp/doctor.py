@@ -121,10 +121,9 @@ def _dvc_remote(cfg: PlatformConfig, case_root: Path | None):
         if not remote:
             return "fail", f"no default remote in {config_file}; `dvc remote add -d shared {cfg.dvc_remote_url()}`"
         return "pass", f"default remote {remote!r}"
-    url = cfg.dvc_remote_url()
-    if "://" in url:
-        return "pass", f"platform remote {url}"
-    folder = Path(url).expanduser()
+    folder = cfg.dvc_remote_folder()
+    if folder is None:
+        return "pass", f"platform remote {cfg.dvc_remote_url()}"
     if folder.is_dir():
         return "pass", f"remote folder {folder} (each case pushes to its own folder below it)"
     return "fail", f"remote folder {folder} does not exist; `idsp hub up` and `idsp case new` make it"

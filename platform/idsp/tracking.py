@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idsp.errors import GateRefused, PIIFound, UserError
+from legal_ethics.audit import AUDIT_TAG  # "<seq>:<hash>" of a run's run.started entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from idsp.case import Case
     from idsp.config import PlatformConfig
 
 TAG = "idsp."
-AUDIT_TAG = TAG + "audit.entry"  # "<seq>:<hash>" of the run.started entry in the audit log
 APPROVAL_NONE = "none"
 BATCH_LIMIT = 1000  # MLflow's LogBatch limit for metrics
 FLUSH_SECONDS = 5.0

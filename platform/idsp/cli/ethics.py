@@ -372,13 +372,12 @@ def audit_verify(
         anchors = audit_anchors(cfg)
         problems = audit.check_anchors(anchors, cfg, tracking_uri=tracking_uri(cfg))
         report = replace(report, problems=report.problems + problems)
+    compared = None if anchors is None else sum(1 for tag in anchors.values() if tag)
     if as_json:
-        print_json(report.as_dict() | ({"runs_compared": sum(1 for t in anchors.values() if t)}
-                                       if anchors is not None else {}))
+        print_json(report.as_dict() | ({} if compared is None else {"runs_compared": compared}))
     elif report.ok:
-        compared = (f"; agrees with the {sum(1 for t in anchors.values() if t)} run(s) on the tracking server"
-                    if anchors is not None else "")
-        console().print(f"audit log intact: {report.entries} entries ({report.path}){compared}")
+        agrees = "" if compared is None else f"; agrees with the {compared} run(s) on the tracking server"
+        console().print(f"audit log intact: {report.entries} entries ({report.path}){agrees}")
     else:
         console().print(f"audit log BROKEN ({report.path}):", highlight=False)
         for p in report.problems:

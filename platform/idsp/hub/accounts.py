@@ -150,6 +150,13 @@ def share_folder(folder: Path, group: str) -> None:
     os.chmod(folder, 0o2770)
 
 
+def share_case(case, group: str, remote_root: Path | None) -> None:
+    """A case's folder, and its DVC remote folder below a local ``remote_root``, for ``group``."""
+    share_folder(case.path, group)
+    if remote_root is not None:
+        share_folder(remote_root / case.id, group)
+
+
 def _share_entry(dir_fd: int, name: str, gid: int) -> None:
     """Group read/write on one folder or regular file, opened without following links."""
     try:

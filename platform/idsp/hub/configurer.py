@@ -115,8 +115,8 @@ def apply(
     c.IdspSpawner.homes_root = str(hub.homes_root)
     c.IdspSpawner.case_index = str(paths.case_index)
     c.IdspSpawner.cases_root = str(paths.cases_root)
-    if cfg.dvc_remote_is_local():
-        c.IdspSpawner.dvc_remote_root = str(Path(cfg.dvc_remote_url()).expanduser())
+    if cfg.dvc_remote_folder() is not None:
+        c.IdspSpawner.dvc_remote_root = str(cfg.dvc_remote_folder())
     # jupyterhub-singleuser through idsp.hub.singleuser, which defers an import that costs
     # ~1 s of CPU per start; -P keeps the user's working folder off the server's sys.path.
     c.Spawner.cmd = [python, "-P", "-m", "idsp.hub.singleuser"]

@@ -43,6 +43,7 @@ class IdspSpawner(LocalProcessSpawner):
 
     _limits: limits.Limits | None = None
     _tracking_stamp: list | None = None
+    _case_paths: list[str] = []  # set by _prepare_os before the server starts
 
     def load_state(self, state):
         super().load_state(state)
@@ -132,6 +133,7 @@ class IdspSpawner(LocalProcessSpawner):
                 await asyncio.sleep(READY_POLL_SECONDS)
 
     def _prepare_os(self, name, groups, my_cases, lim):
+        self._case_paths = []  # the user's case folders, for git's safe.directory (user_env)
         with accounts.OS_LOCK:
             account = accounts.ensure_account(name, Path(self.homes_root))
             accounts.set_groups(name, groups)
@@ -139,9 +141,9 @@ class IdspSpawner(LocalProcessSpawner):
                 for case in read_index(Path(self.case_index), Path(self.cases_root)):
                     if case.id in my_cases:
                         group = accounts.os_group_name(self.user_prefix, case.group)
-                        accounts.share_folder(case.path, group)
-                        if self.dvc_remote_root:
-                            accounts.share_folder(Path(self.dvc_remote_root) / case.id, group)
+                        remote = Path(self.dvc_remote_root) if self.dvc_remote_root else None
+                        accounts.share_case(case, group, remote)
+                        self._case_paths.append(str(case.path))
         return account, lim.prepare()
 
     def _tracking_environment(self) -> str | None:
@@ -209,9 +211,7 @@ class IdspSpawner(LocalProcessSpawner):
             # Case members run each other's code anyway (the pipeline, the pre-commit hooks
             # of the case); but a plain `git status` must not run a program another member
             # named in the shared .git/config, so the file-system monitor is switched off.
-            mine = set(self._case_ids())
-            safe = [str(c.path) for c in read_index(Path(self.case_index), Path(self.cases_root)) if c.id in mine]
-            pairs = [("safe.directory", path) for path in safe] + [("core.fsmonitor", "false")]
+            pairs = [("safe.directory", path) for path in self._case_paths] + [("core.fsmonitor", "false")]
             env["GIT_CONFIG_COUNT"] = str(len(pairs))
             for i, (key, value) in enumerate(pairs):
                 env[f"GIT_CONFIG_KEY_{i}"] = key

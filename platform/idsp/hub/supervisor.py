@@ -130,15 +130,12 @@ def prepare(
     private_dir(paths.mlflow_dir)
     paths.cases_root.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.cases_root, 0o711)
-    remote_root = Path(cfg.dvc_remote_url()).expanduser() if cfg.dvc_remote_is_local() else None
+    remote_root = cfg.dvc_remote_folder()
     if remote_root is not None:
         remote_root.mkdir(parents=True, exist_ok=True)
         os.chmod(remote_root, 0o711)  # traversable, not listable: each case's remote is its group's
     for case in read_index(paths.case_index, paths.cases_root):
-        group = accounts.os_group_name(cfg.hub.user_prefix, case.group)
-        accounts.share_folder(case.path, group)
-        if remote_root is not None:
-            accounts.share_folder(remote_root / case.id, group)
+        accounts.share_case(case, accounts.os_group_name(cfg.hub.user_prefix, case.group), remote_root)
 
     ensure_secret(paths.cookie_secret, 32)
     proxy_token, _ = ensure_secret(paths.proxy_token, 32)

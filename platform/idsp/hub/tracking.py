@@ -130,19 +130,13 @@ class TrackingAdmin:
         r.raise_for_status()
         return r.json()["experiment_id"]
 
-    async def grant(self, client, username: str, experiment_id: str) -> None:
-        r = await self._call(
-            client,
-            "POST",
-            "/api/3.0/mlflow/users/permissions/grant",
-            json={
-                "username": username,
-                "resource_type": "experiment",
-                "resource_id": experiment_id,
-                "permission": PERMISSION,
-            },
-        )
+    async def _experiment_permission(self, client, action: str, username: str, experiment_id: str, **extra) -> None:
+        body = {"username": username, "resource_type": "experiment", "resource_id": experiment_id, **extra}
+        r = await self._call(client, "POST", f"/api/3.0/mlflow/users/permissions/{action}", json=body)
         r.raise_for_status()
+
+    async def grant(self, client, username: str, experiment_id: str) -> None:
+        await self._experiment_permission(client, "grant", username, experiment_id, permission=PERMISSION)
 
     async def granted(self, client, username: str) -> set[str]:
         """Ids of the experiments the user has a permission on through their own (personal)
@@ -158,13 +152,7 @@ class TrackingAdmin:
         }
 
     async def revoke(self, client, username: str, experiment_id: str) -> None:
-        r = await self._call(
-            client,
-            "POST",
-            "/api/3.0/mlflow/users/permissions/revoke",
-            json={"username": username, "resource_type": "experiment", "resource_id": experiment_id},
-        )
-        r.raise_for_status()
+        await self._experiment_permission(client, "revoke", username, experiment_id)
 
     async def wait_ready(self, client, timeout: float = 90) -> None:
         """The server starts with the hub and may still be loading: wait for /health."""
