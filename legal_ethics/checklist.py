@@ -214,12 +214,14 @@ def evaluate_metric(case, metric: MetricCheck) -> MetricResult:
     return MetricResult(value, ok, f"{metric.path} = {value:g} {verdict} {metric.op} {metric.threshold:g}")
 
 
-def item_problems(case, defn: ChecklistDefinition, answers: Answers, purpose: str = "use") -> list[str]:
-    """Why blocking items do not yet allow a run for ``purpose``, and answers that lack a
-    rationale. For development, the items of phase "use" wait for the runs it allows."""
+def item_problems(
+    case, defn: ChecklistDefinition, answers: Answers, skip: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
+    """Why blocking items do not yet allow a run, and answers that lack a rationale (items
+    in ``skip`` left out: for a development run, the items of phase "use")."""
     problems = []
     for item in defn.items:
-        if purpose == "development" and item.phase == "use":
+        if item.key in skip:
             continue
         answer = answers.answers.get(item.key)
         problems.extend(_item_problems(case, item, answer, defn, answers))

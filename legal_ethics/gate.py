@@ -120,7 +120,7 @@ def check(
     if st.definition is not None and st.answers is not None:
         skip = checklist.use_items(st.definition) if purpose == "development" else set()
         reasons.extend(checklist.evidence_problems(case, st.answers, skip))
-        reasons.extend(checklist.item_problems(case, st.definition, st.answers, purpose))
+        reasons.extend(checklist.item_problems(case, st.definition, st.answers, skip))
     if st.approvals:
         reasons.extend(_binding_reasons(case, st.approvals, bindings_now, datasets))
     if "data" in bindings_now:

@@ -160,11 +160,13 @@ def submit(
                 and st.submission.content_sha256 == st.content_sha256 and st.submission.purpose == purpose):
             raise Refused(f"this checklist content is already {st.status} (submission {st.submission.id})",
                           where=str(checklist.ethics_dir(case)), fix="Change an answer first, or revoke the approval")
+        use_items = checklist.use_items(st.definition)
+        waiting = use_items if purpose == "development" else set()
         missing = [i.key for i in st.definition.items
-                   if i.blocking and i.key not in st.answers.answers and (purpose == "use" or i.phase != "use")]
+                   if i.blocking and i.key not in st.answers.answers and i.key not in waiting]
         if missing:
-            later = " (or submit for development first: --purpose development)" if purpose == "use" and all(
-                i.phase == "use" for i in st.definition.items if i.key in missing) else ""
+            later = (" (or submit for development first: --purpose development)"
+                     if purpose == "use" and set(missing) <= use_items else "")
             raise Refused(
                 f"blocking items are not answered: {', '.join(missing)}", where=str(checklist.ethics_dir(case)),
                 fix=f"Answer them with `idsp ethics answer KEY VALUE` before submitting{later}",
