@@ -10,18 +10,23 @@ hash-chained audit log (``legal_ethics.audit``). Public surface: ``status``,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_file import CaseFile
+    from idsp.config import PlatformConfig
 
 __all__ = ["status", "init_checklist"]
 
 
-def status(case, *, config=None) -> str:
+def status(case: CaseFile, *, config: PlatformConfig | None = None) -> str:
     """none, draft, in_review, approved, rejected, expired or revoked."""
     from legal_ethics import state
 
     return state.evaluate(case, config=config).status
 
 
-def init_checklist(case, *, force: bool = False, actor: str | None = None, config=None) -> Path:
+def init_checklist(case: CaseFile, *, force: bool = False, actor: str | None = None, config: PlatformConfig | None = None) -> Path:
     """Build ``ethics/checklist.yaml`` from the profile in ``case.yaml``; return its path.
 
     Refuses to overwrite an existing checklist unless ``force``: a rebuilt definition is

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idsp.errors import Refused, UserError
 from idsp.files import atomic_write
@@ -28,11 +28,14 @@ from idsp.files import atomic_write
 from legal_ethics.canonical import canonical_json, sha256_hex
 from legal_ethics.storage import locked
 
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.config import PlatformConfig
+
 GENESIS = "0" * 64
 AUDIT_TAG = "idsp.audit.entry"  # the tag on MLflow runs that records their run.started entry
 
 
-def _config(config=None):
+def _config(config: PlatformConfig | None = None):
     if config is not None:
         return config
     from idsp.config import load_config
@@ -40,7 +43,7 @@ def _config(config=None):
     return load_config()
 
 
-def log_path(config=None) -> Path:
+def log_path(config: PlatformConfig | None = None) -> Path:
     return _config(config).path("audit_log")
 
 
@@ -71,7 +74,7 @@ def _last_line(path: Path) -> str | None:
 
 
 def append(
-    event: str, *, actor: str, case_id: str | None = None, config=None, **data: Any
+    event: str, *, actor: str, case_id: str | None = None, config: PlatformConfig | None = None, **data: Any
 ) -> dict[str, Any]:
     """Append one event and return the entry as written (with its seq and hash)."""
     path = log_path(config)
@@ -116,7 +119,7 @@ def append(
     return entry
 
 
-def entries(config=None, *, path: Path | None = None) -> Iterator[dict[str, Any]]:
+def entries(config: PlatformConfig | None = None, *, path: Path | None = None) -> Iterator[dict[str, Any]]:
     """Every entry as stored; unreadable lines are skipped here (``verify`` reports them)."""
     path = path or log_path(config)
     if not path.exists():
@@ -155,7 +158,7 @@ class AuditReport:
         return {"path": str(self.path), "entries": self.entries, "ok": self.ok, "problems": self.problems}
 
 
-def verify(config=None, *, path: Path | None = None) -> AuditReport:
+def verify(config: PlatformConfig | None = None, *, path: Path | None = None) -> AuditReport:
     """Recompute the chain; name each edited, inserted, deleted, reordered or cut entry."""
     path = path or log_path(config)
     problems: list[str] = []
@@ -213,7 +216,7 @@ def verify(config=None, *, path: Path | None = None) -> AuditReport:
     return AuditReport(path=path, entries=count, problems=problems)
 
 
-def check_anchors(anchors: dict[str, str | None], config=None, *, path: Path | None = None,
+def check_anchors(anchors: dict[str, str | None], config: PlatformConfig | None = None, *, path: Path | None = None,
                   tracking_uri: str | None = None) -> list[str]:
     """Compare the log with what the tracking server recorded of it, both ways.
 
@@ -242,25 +245,25 @@ def check_anchors(anchors: dict[str, str | None], config=None, *, path: Path | N
         except ValueError:
             problems.append(f"MLflow run {run_id} has a malformed {AUDIT_TAG} tag {tag[:40]!r}")
             continue
-        entry = by_seq.get(seq)
-        if entry is None:
+        recorded = by_seq.get(seq)
+        if recorded is None:
             problems.append(f"MLflow run {run_id} recorded audit entry {seq}, which the log no longer has "
                             "(entries removed, or the log replaced)")
-        elif entry.get("hash") != digest:
+        elif recorded.get("hash") != digest:
             problems.append(f"the audit log was rewritten at or before entry {seq}: MLflow run {run_id} recorded "
-                            f"its hash as {digest[:12]}…, the log now has {str(entry.get('hash'))[:12]}…")
-        elif entry.get("event") != "run.started" or (entry.get("data") or {}).get("run_id") != run_id:
+                            f"its hash as {digest[:12]}…, the log now has {str(recorded.get('hash'))[:12]}…")
+        elif recorded.get("event") != "run.started" or (recorded.get("data") or {}).get("run_id") != run_id:
             problems.append(f"audit entry {seq} is not the start of MLflow run {run_id}, as the run recorded")
     for entry in started:
         data = entry.get("data") or {}
-        run_id = data.get("run_id")
+        started_run = data.get("run_id")
         if tracking_uri is not None and data.get("tracking_uri") not in (None, tracking_uri):
             continue  # a run on another tracking server
-        if run_id not in anchors:
-            problems.append(f"audit entry {entry['seq']} started MLflow run {run_id}, which the tracking server "
+        if started_run not in anchors:
+            problems.append(f"audit entry {entry['seq']} started MLflow run {started_run}, which the tracking server "
                             "no longer has")
-        elif anchors[run_id] != f"{entry['seq']}:{entry['hash']}":
-            problems.append(f"MLflow run {run_id} no longer carries its audit entry {entry['seq']} "
+        elif anchors[started_run] != f"{entry['seq']}:{entry['hash']}":
+            problems.append(f"MLflow run {started_run} no longer carries its audit entry {entry['seq']} "
                             f"(tag {AUDIT_TAG} removed or changed)")
     return problems
 

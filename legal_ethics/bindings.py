@@ -16,18 +16,21 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from legal_ethics.canonical import md5_file, sha256_file, sha256_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_file import CaseFile
 
 CODE_DIRS = ("src",)
 CODE_FILES = ("dvc.yaml", "params.yaml")
 _SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints"}
 
 
-def compute(case, datasets: list[str] | tuple[str, ...]) -> dict[str, Any]:
+def compute(case: CaseFile, datasets: list[str] | tuple[str, ...]) -> dict[str, Any]:
     binds = set(case.spec.policy.approval_binds)
     out: dict[str, Any] = {}
     if "checklist" in binds:
@@ -42,7 +45,7 @@ def compute(case, datasets: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def checklist_hash(case) -> str | None:
+def checklist_hash(case: CaseFile) -> str | None:
     from idsp.errors import IdspError
 
     from legal_ethics import checklist
@@ -102,7 +105,7 @@ def _read(path: Path) -> Any:
         return None
 
 
-def dvc_md5(case, name: str) -> str | None:
+def dvc_md5(case: CaseFile, name: str) -> str | None:
     """The md5 DVC recorded for a dataset, or None when DVC has no record of it."""
     ds = case.dataset(name)
     root = Path(case.root)
@@ -120,7 +123,7 @@ def dvc_md5(case, name: str) -> str | None:
     return None
 
 
-def workspace_mismatch(case, name: str, recorded: str | None) -> str | None:
+def workspace_mismatch(case: CaseFile, name: str, recorded: str | None) -> str | None:
     """The file's own md5 when it differs from DVC's record (edited without ``dvc add``)."""
     if recorded is None or recorded.endswith(".dir"):
         return None

@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idsp.errors import UserError
 from idsp.files import atomic_write
@@ -30,6 +30,9 @@ from legal_ethics.schema import (
 )
 from legal_ethics.storage import dump_yaml, read_model
 
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_file import CaseFile
+
 ETHICS_DIR = "ethics"
 CHECKLIST_FILE = "checklist.yaml"
 ANSWERS_FILE = "answers.yaml"
@@ -37,23 +40,23 @@ REVIEW_FILE = "review.yaml"
 LOCK_FILE = ".lock"
 
 
-def ethics_dir(case) -> Path:
+def ethics_dir(case: CaseFile) -> Path:
     return Path(case.root) / ETHICS_DIR
 
 
-def checklist_path(case) -> Path:
+def checklist_path(case: CaseFile) -> Path:
     return ethics_dir(case) / CHECKLIST_FILE
 
 
-def lock_path(case) -> Path:
+def lock_path(case: CaseFile) -> Path:
     return ethics_dir(case) / LOCK_FILE
 
 
-def has_checklist(case) -> bool:
+def has_checklist(case: CaseFile) -> bool:
     return checklist_path(case).is_file()
 
 
-def load_definition(case) -> ChecklistDefinition:
+def load_definition(case: CaseFile) -> ChecklistDefinition:
     path = checklist_path(case)
     if not path.is_file():
         raise UserError(
@@ -63,14 +66,14 @@ def load_definition(case) -> ChecklistDefinition:
     return read_model(ChecklistDefinition, path, what="checklist definition")
 
 
-def load_answers(case) -> Answers:
+def load_answers(case: CaseFile) -> Answers:
     path = ethics_dir(case) / ANSWERS_FILE
     if not path.exists():
         return Answers(case_id=case.id)
     return read_model(Answers, path, what="answers file")
 
 
-def load_review(case) -> ReviewRecord:
+def load_review(case: CaseFile) -> ReviewRecord:
     path = ethics_dir(case) / REVIEW_FILE
     if not path.exists():
         return ReviewRecord(case_id=case.id)
@@ -85,7 +88,7 @@ _HEADERS = {
 }
 
 
-def save(case, name: str, model) -> Path:
+def save(case: CaseFile, name: str, model) -> Path:
     path = ethics_dir(case) / name
     data = model.model_dump(mode="json", exclude_none=True)
     atomic_write(path, _HEADERS.get(name, "") + dump_yaml(data))
@@ -141,7 +144,7 @@ def use_items(defn: ChecklistDefinition) -> set[str]:
     return {i.key for i in defn.items if i.phase == "use"}
 
 
-def evidence_problems(case, answers: Answers, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+def evidence_problems(case: CaseFile, answers: Answers, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """Evidence files that are missing or changed since they were attached (answers in
     ``skip`` left out)."""
     problems = []
@@ -192,7 +195,7 @@ class MetricResult:
     detail: str
 
 
-def evaluate_metric(case, metric: MetricCheck) -> MetricResult:
+def evaluate_metric(case: CaseFile, metric: MetricCheck) -> MetricResult:
     """Read the artefact and compare; never raises for a bad artefact, says why instead."""
     path = Path(case.root) / metric.artifact
     if not path.is_file():
@@ -215,7 +218,7 @@ def evaluate_metric(case, metric: MetricCheck) -> MetricResult:
 
 
 def item_problems(
-    case, defn: ChecklistDefinition, answers: Answers, skip: set[str] | frozenset[str] = frozenset()
+    case: CaseFile, defn: ChecklistDefinition, answers: Answers, skip: set[str] | frozenset[str] = frozenset()
 ) -> list[str]:
     """Why blocking items do not yet allow a run, and answers that lack a rationale (items
     in ``skip`` left out: for a development run, the items of phase "use")."""
@@ -242,7 +245,7 @@ def justification_problem(item: ChecklistItem, answer: Answer | None) -> str | N
     return None
 
 
-def _item_problems(case, item: ChecklistItem, answer: Answer | None, defn=None, answers=None) -> list[str]:
+def _item_problems(case: CaseFile, item: ChecklistItem, answer: Answer | None, defn=None, answers=None) -> list[str]:
     label = f"{item.key} ({item.title})"
     if answer is None or answer.value in (None, ""):
         return [f"blocking item {label} is not answered (responsible: {item.responsible_role})"] if item.blocking else []

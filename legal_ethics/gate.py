@@ -1,25 +1,34 @@
-"""The run gate: may this case run on these datasets now?
+"""The run gate: may this case run on these datasets now? The one place that decides it.
 
 Rule: a run on official data (any dataset that is personal or real, ``Dataset.official``)
 starts only if the case's checklist is approved by every required role with valid signed
 approvals, for exactly the checklist content, evidence, data versions, code and parameters
-that are about to run, and no approval has expired. Exploratory runs (synthetic,
-non-personal data only) are always allowed. This module never writes: the caller logs the
+that are about to run, no approval has expired, and every dataset with a suite has a
+passed, unedited quality result made on the data as it is now (``quality_evidence``).
+Exploratory runs (synthetic, non-personal data only) are always allowed. ``idsp ethics
+verify``, ``case.run``, the DVC stages (through ``case.run``) and model registration all
+ask ``check``, so they cannot disagree. This module never writes: the caller logs the
 decision (``idsp ethics verify`` writes ``gate.checked``, tracking writes ``run.started``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idsp.errors import GateRefused, IdspError, UserError
 
 from legal_ethics import bindings as _bindings
-from legal_ethics import checklist, state
+from legal_ethics import checklist, quality_evidence, state
+from legal_ethics.quality_evidence import QualityEvidence
 from legal_ethics.reviewers import role_label
-from legal_ethics.schema import PURPOSES
+from legal_ethics.schema import PURPOSES, Purpose
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_file import CaseFile
+    from idsp.config import PlatformConfig
 
 
 @dataclass(frozen=True)
@@ -33,11 +42,7 @@ class GateDecision:
     status: str = "none"
     warnings: list[str] = field(default_factory=list)  # e.g. a stray forged decision that did not count
     purpose: str = "use"  # what the run asked for: development or use (see schema.Purpose)
-
-    # The issue's older name for the same thing.
-    @property
-    def ok(self) -> bool:
-        return self.allowed
+    quality: tuple[QualityEvidence, ...] = ()  # what the gate read; runs are tagged with it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,14 +53,11 @@ class GateDecision:
         }
 
 
-GateResult = GateDecision
-
-
 def _short(h: Any) -> str:
     return f"{h[:12]}…" if isinstance(h, str) and len(h) > 12 else str(h)
 
 
-def _binding_reasons(case, approved: list, now_bindings: dict[str, Any], datasets: list[str]) -> list[str]:
+def _binding_reasons(case: CaseFile, approved: list, now_bindings: dict[str, Any], datasets: list[str]) -> list[str]:
     reasons: list[str] = []
     seen: set[str] = set()
 
@@ -82,7 +84,12 @@ def _binding_reasons(case, approved: list, now_bindings: dict[str, Any], dataset
 
 
 def check(
-    case, datasets: list[str], *, purpose: str = "use", config=None, now: datetime | None = None,
+    case: CaseFile,
+    datasets: Sequence[str],
+    *,
+    purpose: Purpose = "use",
+    config: PlatformConfig | None = None,
+    now: datetime | None = None,
 ) -> GateDecision:
     """May a run for ``purpose`` ("development": build and evaluate; "use": everything,
     registering the model included) start on these datasets now?"""
@@ -92,6 +99,7 @@ def check(
     official = any(case.dataset(name).official for name in datasets)
     bindings_now = _bindings.compute(case, datasets)
     checklist_hash = bindings_now.get("checklist") if "checklist" in bindings_now else _bindings.checklist_hash(case)
+    evidence = quality_evidence.read_all(case, datasets)
     if not official:
         try:
             status = state.evaluate(case, config=config, now=now).status
@@ -99,7 +107,7 @@ def check(
             status = "invalid"  # an exploratory run does not depend on the checklist
         return GateDecision(
             allowed=True, official=False, checklist_hash=checklist_hash, bindings=bindings_now,
-            status=status, purpose=purpose,
+            status=status, purpose=purpose, quality=evidence,
         )
 
     st = state.evaluate(case, config=config, now=now)
@@ -138,16 +146,19 @@ def check(
                         f"dataset {name}: the file differs from its DVC record (md5 {_short(recorded)} "
                         f"recorded, {_short(actual)} on disk); run `dvc add` and have it re-approved"
                     )
+    reasons.extend(quality_evidence.problems(evidence))
     if st.status != "approved" and not reasons:
         reasons.append(f"the checklist status is {st.status}")
     return GateDecision(
         allowed=not reasons, official=True, reasons=reasons, checklist_hash=st.content_sha256,
         approval_ids=st.approval_ids, bindings=bindings_now, status=st.status,
-        warnings=list(st.reasons) if st.status == "approved" else [], purpose=purpose,
+        warnings=list(st.reasons) if st.status == "approved" else [], purpose=purpose, quality=evidence,
     )
 
 
-def require(case, datasets: list[str], config=None, purpose: str = "use") -> GateDecision:
+def require(
+    case: CaseFile, datasets: Sequence[str], config: PlatformConfig | None = None, purpose: Purpose = "use",
+) -> GateDecision:
     """``check`` and raise ``GateRefused`` (exit 1) with the reasons when not allowed."""
     decision = check(case, datasets, purpose=purpose, config=config)
     if not decision.allowed:

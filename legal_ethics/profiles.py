@@ -4,7 +4,8 @@ Rule: which items a case must answer, which block a run and who signs follow onl
 ``case.yaml`` (``profile``, ``case_type``, ``policy``) through the functions below; the
 result is written once to ``ethics/checklist.yaml`` and then approved as content. The same
 profile always gives the same checklist. A case type (e.g. ``ce_markering``) adds its own
-items and roles through ``register_case_type``.
+items and roles through its kit in ``casuistiek.KITS`` (or ``register_case_type``); a case
+type without a kit is refused, never given a checklist without its items.
 
 The pre-scan follows the routing rules of the Pre-scan DPIA (``urn:nl:prescan`` 2.0):
 DPIA *verplicht* if new legislation, a risk score above 4, at least one item of the AP list
@@ -17,14 +18,16 @@ special categories are EDPB criteria, ...) are filled in and reported as implied
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from idsp.case_file import CASE_FILE, CaseSpec
+from idsp.defaults import APPROVAL_VALID_DAYS, GENERIC_CASE_TYPE
 from idsp.errors import CaseError
 
+from casuistiek import KITS
 from legal_ethics import catalogue
 from legal_ethics.schema import (
     COMPLIANCE_OPTIONS,
@@ -32,6 +35,9 @@ from legal_ethics.schema import (
     ChecklistDefinition,
     ChecklistItem,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_file import CaseFile
 
 # Pre-scan keys accepted in case.yaml `profile.dpia_prescan`, with the pre-scan question.
 PRESCAN_GENERAL = {
@@ -160,32 +166,35 @@ def prescan(spec) -> PrescanOutcome:
 # --- case types ----------------------------------------------------------------------
 
 CaseTypeContributor = Callable[[Any], list[ChecklistItem]]
-_CASE_TYPES: dict[str, tuple[CaseTypeContributor, tuple[str, ...]]] = {}
+# The kits of this distribution (``casuistiek.KITS``); ``register_case_type`` adds or
+# replaces one, for a kit that lives elsewhere.
+_CASE_TYPES: dict[str, tuple[CaseTypeContributor, tuple[str, ...]]] = {
+    name: (kit.checklist_items, kit.signoff_roles) for name, kit in KITS.items()
+}
 
 
 def register_case_type(case_type: str, items: CaseTypeContributor, *, signoff_roles: tuple[str, ...] = ()) -> None:
     """Let a case kit add items (and sign-off roles) to every checklist of its case type.
 
     ``items(spec)`` returns ``ChecklistItem`` objects, e.g. a ``metric_check`` on the
-    case's fairness report. Kits in ``casuistiek.<case_type>`` may instead expose
-    ``ethics_items(spec)`` (and optionally ``ETHICS_SIGNOFF_ROLES``); that is found on init.
+    case's fairness report. The kits in ``casuistiek`` are registered through
+    ``casuistiek.KITS``; this is for a kit that lives elsewhere, or a test.
     """
     _CASE_TYPES[case_type] = (items, tuple(signoff_roles))
 
 
-def _case_type_contribution(spec) -> tuple[list[ChecklistItem], tuple[str, ...]]:
-    if spec.case_type in _CASE_TYPES:
-        fn, roles = _CASE_TYPES[spec.case_type]
-        return list(fn(spec)), roles
-    module_name = f"casuistiek.{spec.case_type}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name in (module_name, "casuistiek"):
-            return [], ()
-        raise
-    fn = getattr(module, "ethics_items", None)
-    return (list(fn(spec)) if fn else []), tuple(getattr(module, "ETHICS_SIGNOFF_ROLES", ()))
+def _case_type_contribution(spec: CaseSpec) -> tuple[list[ChecklistItem], tuple[str, ...]]:
+    if spec.case_type == GENERIC_CASE_TYPE:
+        return [], ()
+    if spec.case_type not in _CASE_TYPES:
+        known = ", ".join(sorted([GENERIC_CASE_TYPE, *_CASE_TYPES]))
+        raise CaseError(
+            f"case type {spec.case_type!r} has no case kit, so its checklist items are unknown (known: {known})",
+            where=f"{CASE_FILE} case_type",
+            fix="Use one of the known case types, or add the kit to casuistiek.KITS",
+        )
+    fn, roles = _CASE_TYPES[spec.case_type]
+    return list(fn(spec)), roles
 
 
 # --- selection -----------------------------------------------------------------------
@@ -285,7 +294,7 @@ def _ak_requirement_applies(item: CatalogueItem, spec, outcome: PrescanOutcome) 
     return "geldt voor elk algoritme voor een publieke taak"
 
 
-def build_definition(case, *, today: date | None = None) -> ChecklistDefinition:
+def build_definition(case: CaseFile, *, today: date | None = None) -> ChecklistDefinition:
     spec = case.spec
     p = spec.profile
     outcome = prescan(spec)
@@ -358,6 +367,6 @@ def build_definition(case, *, today: date | None = None) -> ChecklistDefinition:
         prescan=outcome.as_dict(),
         catalogues=catalogue.versions(),
         signoff_roles=tuple(roles),
-        validity_days=1095,
+        validity_days=APPROVAL_VALID_DAYS,
         items=tuple(chosen),
     )

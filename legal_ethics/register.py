@@ -9,12 +9,15 @@ risk-profiling items; nothing is invented.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idsp.errors import UserError
 
 from legal_ethics import checklist
 from legal_ethics.profiles import prescan
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_file import CaseFile
 
 # field -> (maximum length or None, required)
 FIELDS: dict[str, tuple[int | None, bool]] = {
@@ -48,7 +51,7 @@ FIELDS: dict[str, tuple[int | None, bool]] = {
     "source_id": (100, False),
     "tags": (2500, False),
 }
-GROUPING_LIMITS = {
+GROUPING_LIMITS: dict[str, dict[str, int | None]] = {
     "lawful_basis_grouping": {"title": 100, "link": 500},
     "impacttoetsen_grouping": {"title": None, "link": 500},
     "source_data_grouping": {"title": 500, "link": 500},
@@ -101,7 +104,7 @@ def publication_category(profile) -> str:
 
 
 def build_entry(
-    case, *, status: str = "In ontwikkeling", contact_email: str | None = None, categories: tuple[str, ...] = (),
+    case: CaseFile, *, status: str = "In ontwikkeling", contact_email: str | None = None, categories: tuple[str, ...] = (),
     website: str | None = None,
 ) -> dict[str, Any]:
     spec = case.spec

@@ -13,11 +13,18 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from idsp.config import load_config
 
 from legal_ethics import checklist, state
 from legal_ethics.reviewers import role_label
 from legal_ethics.schema import Answer, ChecklistItem
+from legal_ethics.workflow import validity_days
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_file import CaseFile
+    from idsp.config import PlatformConfig
 
 DECISION_NL = {"approve": "goedkeuring", "reject": "afwijzing", "revoke": "intrekking"}
 STATUS_NL = {
@@ -35,18 +42,28 @@ class View:
     st: state.ChecklistState
     open_points: list[str]
     generated_at: datetime
+    # How long an approval given now lasts (the case and platform may shorten the
+    # checklist's own validity); None without a checklist.
+    valid_days: int | None = None
 
 
-def view(case, *, config=None, now: datetime | None = None, generated_at: datetime | None = None) -> View:
+def view(
+    case: CaseFile, *, config: PlatformConfig | None = None, now: datetime | None = None,
+    generated_at: datetime | None = None,
+) -> View:
     st = state.evaluate(case, config=config, now=now)
     points = list(st.reasons)
+    valid_days = None
     if st.definition is not None:
-        points += checklist.evidence_problems(case, st.answers)
-        points += checklist.item_problems(case, st.definition, st.answers)
+        definition, answers, _, _ = st.loaded()
+        points += checklist.evidence_problems(case, answers)
+        points += checklist.item_problems(case, definition, answers)
+        valid_days = validity_days(case, definition, config or load_config())
     spec = case.spec
     return View(
         case_id=spec.id, case_title=spec.title, zaaknummer=spec.zaaknummer, inspectorates=spec.inspectorates,
         st=st, open_points=points, generated_at=generated_at or now or datetime.now().astimezone(),
+        valid_days=valid_days,
     )
 
 
@@ -142,7 +159,7 @@ def render_markdown(v: View) -> str:
     ]
     if d:
         lines += [
-            f"- Checklist: `{d.id}` versie {d.version}, opgesteld {d.created.isoformat()}, geldigheid {d.validity_days} dagen",
+            f"- Checklist: `{d.id}` versie {d.version}, opgesteld {d.created.isoformat()}, geldigheid {v.valid_days} dagen",
             f"- Vereiste ondertekening: {', '.join(role_label(r) for r in d.signoff_roles)}",
         ]
     lines += [f"- Gegenereerd: {v.generated_at.isoformat(timespec='seconds')}", ""]
@@ -247,7 +264,7 @@ def render_html(v: View) -> str:
     ]
     if d:
         p += [
-            f"<tr><th>Checklist</th><td><code>{_e(d.id)}</code> versie {_e(d.version)}, opgesteld {_e(d.created.isoformat())}, geldigheid {d.validity_days} dagen</td></tr>",
+            f"<tr><th>Checklist</th><td><code>{_e(d.id)}</code> versie {_e(d.version)}, opgesteld {_e(d.created.isoformat())}, geldigheid {v.valid_days} dagen</td></tr>",
             f"<tr><th>Vereiste ondertekening</th><td>{_e(', '.join(role_label(r) for r in d.signoff_roles))}</td></tr>",
         ]
     p += [f"<tr><th>Gegenereerd</th><td>{_e(v.generated_at.isoformat(timespec='seconds'))}</td></tr>", "</table>"]

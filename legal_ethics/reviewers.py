@@ -21,6 +21,7 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from idsp.errors import UserError
 from idsp.files import atomic_write
@@ -29,6 +30,9 @@ from pydantic import Field, field_validator
 from legal_ethics.canonical import sha256_of
 from legal_ethics.schema import ROLES, _Frozen, _role
 from legal_ethics.storage import dump_yaml, locked, read_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.config import PlatformConfig
 
 KEY_ENV = "IDSP_KEY_FILE"
 USER_ENV = "IDSP_USER"
@@ -95,7 +99,7 @@ class Registry(_Frozen):
         return sorted(r.username for r in self.reviewers if role in r.roles)
 
 
-def _config(config=None):
+def _config(config: PlatformConfig | None = None):
     if config is not None:
         return config
     from idsp.config import load_config
@@ -103,11 +107,11 @@ def _config(config=None):
     return load_config()
 
 
-def registry_path(config=None) -> Path:
+def registry_path(config: PlatformConfig | None = None) -> Path:
     return _config(config).path("reviewers")
 
 
-def load_registry(config=None) -> Registry:
+def load_registry(config: PlatformConfig | None = None) -> Registry:
     """Read the registry; an absent file is an empty registry, an unsafe one an error."""
     path = registry_path(config)
     if not path.exists():
@@ -123,13 +127,13 @@ def load_registry(config=None) -> Registry:
     return read_model(Registry, path, what="reviewer registry", fix="Fix the registry file")
 
 
-def _save(registry: Registry, config=None) -> None:
+def _save(registry: Registry, config: PlatformConfig | None = None) -> None:
     data = {"reviewers": [r.model_dump(mode="json", exclude_none=True) for r in registry.reviewers]}
     atomic_write(registry_path(config), "# IDSP reviewer registry: managed by `idsp ethics reviewer`\n" + dump_yaml(data), mode=0o644)
 
 
 def register(
-    username: str, roles: list[str], public_key: str, *, name: str = "", config=None,
+    username: str, roles: list[str], public_key: str, *, name: str = "", config: PlatformConfig | None = None,
     actor: str | None = None,
 ) -> Reviewer:
     """Add or replace a reviewer and vouch for the entry in the audit log."""
@@ -160,7 +164,7 @@ def register(
     return reviewer
 
 
-def unregister(username: str, *, config=None, actor: str | None = None) -> None:
+def unregister(username: str, *, config: PlatformConfig | None = None, actor: str | None = None) -> None:
     from legal_ethics import audit
 
     cfg = _config(config)
@@ -173,7 +177,7 @@ def unregister(username: str, *, config=None, actor: str | None = None) -> None:
         audit.append("reviewer.removed", actor=actor or current_user(), config=cfg, username=username)
 
 
-def vouched_fingerprints(config=None, entries=None) -> dict[str, str]:
+def vouched_fingerprints(config: PlatformConfig | None = None, entries=None) -> dict[str, str]:
     """username -> fingerprint the audit log last vouched for (removed users are absent)."""
     from legal_ethics import audit
 

@@ -20,6 +20,7 @@ import re
 from datetime import date, datetime
 from typing import Any, Literal
 
+from idsp.defaults import APPROVAL_VALID_DAYS, APPROVAL_VALID_DAYS_MAX, GENERIC_CASE_TYPE
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -233,7 +234,7 @@ class ChecklistDefinition(_Frozen):
     schema_version: int = SCHEMA_VERSION
     id: str
     case_id: str
-    case_type: str = "generic"
+    case_type: str = GENERIC_CASE_TYPE
     title: str
     version: str = "1"
     created: date
@@ -241,7 +242,7 @@ class ChecklistDefinition(_Frozen):
     prescan: dict[str, Any] = Field(default_factory=dict, description="DPIA pre-scan outcome")
     catalogues: dict[str, str] = Field(default_factory=dict, description="catalogue id -> version")
     signoff_roles: tuple[str, ...]
-    validity_days: int = Field(1095, ge=1, le=3650)
+    validity_days: int = Field(APPROVAL_VALID_DAYS, ge=1, le=APPROVAL_VALID_DAYS_MAX)
     items: tuple[ChecklistItem, ...]
 
     @field_validator("signoff_roles")

@@ -9,16 +9,29 @@ checklist does not count, and each required role needs a different reviewer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from idsp.errors import UserError
 
 from legal_ethics import approvals, audit, checklist
-from legal_ethics.reviewers import load_registry, role_label, vouched_fingerprints
+from legal_ethics.reviewers import Registry, load_registry, role_label, vouched_fingerprints
 from legal_ethics.schema import Answers, ChecklistDefinition, ReviewRecord, Submission
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_file import CaseFile
+    from idsp.config import PlatformConfig
 
 _NOUN = {"revoked": "revocation", "rejected": "rejection"}
 STATUSES = ("none", "draft", "in_review", "approved", "rejected", "expired", "revoked")
+
+
+class LoadedChecklist(NamedTuple):
+    definition: ChecklistDefinition
+    answers: Answers
+    review: ReviewRecord
+    content_sha256: str
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,12 @@ class ChecklistState:
     approvals: list[approvals.Verdict] = field(default_factory=list)  # the ones that count now
     signed_roles: dict[str, str] = field(default_factory=dict)  # role -> reviewer
     reasons: list[str] = field(default_factory=list)
+
+    def loaded(self) -> LoadedChecklist:
+        """The checklist's files; a case without a checklist is refused with the next step."""
+        if self.definition is None or self.answers is None or self.review is None or self.content_sha256 is None:
+            raise UserError("this case has no checklist", fix="Write it first with `idsp ethics init`")
+        return LoadedChecklist(self.definition, self.answers, self.review, self.content_sha256)
 
     @property
     def approval_ids(self) -> list[str]:
@@ -87,7 +106,7 @@ def _changed_items(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return [k for k in keys if old.get(k) != new.get(k)]
 
 
-def _platform_files_outside(case, config) -> None:
+def _platform_files_outside(case: CaseFile, config: PlatformConfig | None) -> None:
     """Trust lives outside the case: a registry or audit log inside it would be editable by members."""
     from pathlib import Path
 
@@ -105,7 +124,9 @@ def _platform_files_outside(case, config) -> None:
             )
 
 
-def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistState:
+def evaluate(
+    case: CaseFile, *, config: PlatformConfig | None = None, now: datetime | None = None
+) -> ChecklistState:
     if not checklist.has_checklist(case):
         return ChecklistState(status="none", reasons=["this case has no checklist: run `idsp ethics init`"])
     now = now or datetime.now(UTC)
@@ -113,31 +134,52 @@ def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistStat
     answers = checklist.load_answers(case)
     review = checklist.load_review(case)
     content = checklist.content_sha256(defn, answers)
-    items_now = checklist.item_hashes(defn, answers)
-    common = dict(definition=defn, answers=answers, review=review, content_sha256=content)
+    base = ChecklistState(status="draft", definition=defn, answers=answers, review=review, content_sha256=content)
 
     submission = review.submissions[-1] if review.submissions else None
     if submission is None:
-        return ChecklistState(status="draft", reasons=["the checklist has not been submitted for review (`idsp ethics submit`)"], **common)
+        return replace(base, reasons=["the checklist has not been submitted for review (`idsp ethics submit`)"])
 
     _platform_files_outside(case, config)
     registry = load_registry(config)
     log = list(audit.entries(config=config))
+    rolled_back = _rolled_back(base, submission, [e for e in log if e.get("case_id") == case.id])
+    if rolled_back is not None:
+        return rolled_back
     vouched = vouched_fingerprints(entries=log)
-    # The audit log remembers every submission and decision; review.yaml must still hold
-    # them. A removed revocation or rejection would otherwise silently re-open the gate.
-    case_log = [e for e in log if e.get("case_id") == case.id]
-    known_decisions = {d.id for d in review.decisions}
-    known_submissions = {s.id for s in review.submissions}
+    verdicts = [
+        approvals.check(d, registry=registry, vouched=vouched, case_id=case.id, checklist_id=defn.id)
+        for d in review.decisions
+    ]
+    base = replace(base, submission=submission, verdicts=verdicts)
+    reasons = [v.problem for v in verdicts if v.problem]
+    # Only decisions for the latest submission, signed for a sign-off role, take effect.
+    current = [
+        v for v in verdicts
+        if v.ok and v.payload.get("submission_id") == submission.id and v.payload.get("role") in defn.signoff_roles
+    ]
+    if submission.content_sha256 != content:
+        return _content_changed(base, submission, current, checklist.item_hashes(defn, answers), reasons)
+    ended = _revoked_or_rejected(base, current, reasons)
+    if ended is not None:
+        return ended
+    return _signed_off(base, submission, current, reasons, registry, now)
+
+
+def _rolled_back(base: ChecklistState, submission: Submission, case_log: list[dict[str, Any]]) -> ChecklistState | None:
+    """The audit log remembers every submission and decision; review.yaml must still hold
+    them. A removed revocation or rejection would otherwise silently re-open the gate."""
+    assert base.review is not None
+    known_decisions = {d.id for d in base.review.decisions}
+    known_submissions = {s.id for s in base.review.submissions}
     submitted = [e for e in case_log if e.get("event") == "submitted"]
     if submitted and submitted[-1]["data"].get("submission_id") not in known_submissions:
         lost = submitted[-1]
-        return ChecklistState(
-            status="draft", submission=submission,
+        return replace(
+            base, status="draft", submission=submission,
             reasons=[f"submission {lost['data'].get('submission_id')} (audit log seq {lost['seq']}, by "
                      f"{lost['actor']}) is missing from review.yaml; the review record was rolled back or "
                      "edited — submit again and have it approved again"],
-            **common,
         )
     removed = [
         e for e in case_log
@@ -146,60 +188,64 @@ def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistStat
     ]
     if removed:
         lost = removed[-1]
-        return ChecklistState(
-            status="revoked" if lost["event"] == "revoked" else "rejected", submission=submission,
+        return replace(
+            base, status="revoked" if lost["event"] == "revoked" else "rejected", submission=submission,
             reasons=[f"{_NOUN[lost['event']]} {lost['data'].get('decision_id')} by "
                      f"{lost['actor']} (audit log seq {lost['seq']}) was removed from review.yaml; it still applies"],
-            **common,
         )
-    verdicts = [
-        approvals.check(d, registry=registry, vouched=vouched, case_id=case.id, checklist_id=defn.id)
-        for d in review.decisions
-    ]
-    reasons = [v.problem for v in verdicts if v.problem]
-    # Only decisions for the latest submission, signed for a sign-off role, take effect.
-    current = [
-        v for v in verdicts
-        if v.ok and v.payload.get("submission_id") == submission.id and v.payload.get("role") in defn.signoff_roles
-    ]
+    return None
 
-    if submission.content_sha256 != content:
-        # Say which items changed after each approval of the last submission, if any.
-        changed_after: list[str] = []
-        for v in current:
-            if v.decision.decision == "approve":
-                changed = _changed_items(v.payload.get("items", {}), items_now)
-                if changed:
-                    changed_after.append(
-                        f"{', '.join(changed)} changed after approval {v.decision.id} by "
-                        f"{v.payload['reviewer']} ({role_label(v.payload['role'])}) of {v.payload['at'][:10]}"
-                    )
-        if not changed_after:
-            changed_after.append(f"the checklist changed after submission {submission.id} by {submission.by}")
-        return ChecklistState(
-            status="draft", submission=submission, verdicts=verdicts,
-            reasons=[*reasons, *changed_after, "submit again (`idsp ethics submit`) and have it re-approved"],
-            **common,
-        )
 
+def _content_changed(
+    base: ChecklistState, submission: Submission, current: list[approvals.Verdict],
+    items_now: dict[str, str], reasons: list[str],
+) -> ChecklistState:
+    """Say which items changed after each approval of the last submission, if any."""
+    changed_after: list[str] = []
+    for v in current:
+        if v.decision.decision == "approve":
+            changed = _changed_items(v.payload.get("items", {}), items_now)
+            if changed:
+                changed_after.append(
+                    f"{', '.join(changed)} changed after approval {v.decision.id} by "
+                    f"{v.payload['reviewer']} ({role_label(v.payload['role'])}) of {v.payload['at'][:10]}"
+                )
+    if not changed_after:
+        changed_after.append(f"the checklist changed after submission {submission.id} by {submission.by}")
+    return replace(
+        base, status="draft",
+        reasons=[*reasons, *changed_after, "submit again (`idsp ethics submit`) and have it re-approved"],
+    )
+
+
+def _revoked_or_rejected(
+    base: ChecklistState, current: list[approvals.Verdict], reasons: list[str]
+) -> ChecklistState | None:
     if any(v.decision.decision == "revoke" for v in current):
         rv = next(v for v in current if v.decision.decision == "revoke")
-        return ChecklistState(
-            status="revoked", submission=submission, verdicts=verdicts,
+        return replace(
+            base, status="revoked",
             reasons=[*reasons, f"the approval was revoked by {rv.payload['reviewer']} on {rv.payload['at'][:10]}: "
                      f"{rv.payload.get('comment') or 'no reason given'}"],
-            **common,
         )
     if any(v.decision.decision == "reject" for v in current):
         rj = next(v for v in current if v.decision.decision == "reject")
-        return ChecklistState(
-            status="rejected", submission=submission, verdicts=verdicts,
+        return replace(
+            base, status="rejected",
             reasons=[*reasons, f"rejected by {rj.payload['reviewer']} ({role_label(rj.payload['role'])}) on "
                      f"{rj.payload['at'][:10]}: {rj.payload.get('comment') or 'no reason given'}"],
-            **common,
         )
+    return None
 
-    authors = {a.author for a in answers.answers.values()}
+
+def _signed_off(
+    base: ChecklistState, submission: Submission, current: list[approvals.Verdict], reasons: list[str],
+    registry: Registry, now: datetime,
+) -> ChecklistState:
+    """Approved when every sign-off role has a live approval by a different reviewer who
+    neither answered nor submitted (four-eyes); expired when only expired ones fill them."""
+    assert base.answers is not None and base.definition is not None
+    authors = {a.author for a in base.answers.answers.values()}
     candidates: dict[str, list[approvals.Verdict]] = {}
     live: dict[str, list[approvals.Verdict]] = {}
     for v in current:
@@ -213,7 +259,7 @@ def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistStat
                 "this checklist, and nobody approves their own work (four-eyes)"
             )
             continue
-        if v.payload.get("content_sha256") != content:
+        if v.payload.get("content_sha256") != base.content_sha256:
             reasons.append(f"approval {v.decision.id} by {who} is for other content than the checklist now")
             continue
         candidates.setdefault(role, []).append(v)
@@ -226,16 +272,14 @@ def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistStat
             continue
         live.setdefault(role, []).append(v)
 
-    roles = list(defn.signoff_roles)
+    roles = list(base.definition.signoff_roles)
     matched = _match_roles(roles, live)
     signed = {r: v.payload["reviewer"] for r, v in matched.items()}
     if len(matched) == len(roles):
-        return ChecklistState(
-            status="approved", submission=submission, verdicts=verdicts,
-            approvals=[matched[r] for r in roles], signed_roles=signed, reasons=reasons, **common,
+        return replace(
+            base, status="approved", approvals=[matched[r] for r in roles], signed_roles=signed, reasons=reasons,
         )
     with_expired = _match_roles(roles, candidates)
-    status = "expired" if len(with_expired) == len(roles) else "in_review"
     excluded = authors | {submission.by}
     for role in roles:
         if role not in matched:
@@ -245,7 +289,7 @@ def evaluate(case, *, config=None, now: datetime | None = None) -> ChecklistStat
                 f"role {role_label(role)} has not signed (reviewers with this role: {who}); "
                 "a different person must sign each role"
             )
-    return ChecklistState(
-        status=status, submission=submission, verdicts=verdicts,
-        approvals=list(matched.values()), signed_roles=signed, reasons=reasons, **common,
+    return replace(
+        base, status="expired" if len(with_expired) == len(roles) else "in_review",
+        approvals=list(matched.values()), signed_roles=signed, reasons=reasons,
     )

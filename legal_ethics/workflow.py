@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from idsp.errors import Refused, UserError
 
@@ -22,15 +22,19 @@ from legal_ethics import approvals, audit, checklist, state
 from legal_ethics import bindings as _bindings
 from legal_ethics.canonical import sha256_file, sha256_hex
 from legal_ethics.reviewers import current_user, load_key, load_registry, role_label
-from legal_ethics.schema import PURPOSES, Answer, ChecklistItem, Evidence, Submission
+from legal_ethics.schema import PURPOSES, Answer, ChecklistItem, Evidence, Purpose, Submission
 from legal_ethics.storage import locked
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_file import CaseFile
+    from idsp.config import PlatformConfig
 
 
 def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).replace(microsecond=0)
 
 
-def _config(config=None):
+def _config(config: PlatformConfig | None = None):
     if config is not None:
         return config
     from idsp.config import load_config
@@ -73,8 +77,8 @@ def parse_value(item: ChecklistItem, raw: Any) -> Any:
 
 
 def answer(
-    case, key: str, value: Any = None, *, rationale: str = "", evidence: list[str] | tuple[str, ...] = (),
-    actor: str | None = None, now: datetime | None = None, config=None,
+    case: CaseFile, key: str, value: Any = None, *, rationale: str = "", evidence: list[str] | tuple[str, ...] = (),
+    actor: str | None = None, now: datetime | None = None, config: PlatformConfig | None = None,
 ) -> Answer:
     """Answer one item (see ``answer_many``)."""
     entry = {"key": key, "value": value, "rationale": rationale, "evidence": list(evidence)}
@@ -82,7 +86,7 @@ def answer(
 
 
 def answer_many(
-    case, entries: list[dict[str, Any]], *, actor: str | None = None, now: datetime | None = None, config=None,
+    case: CaseFile, entries: list[dict[str, Any]], *, actor: str | None = None, now: datetime | None = None, config: PlatformConfig | None = None,
 ) -> list[Answer]:
     """Answer several items at once: all or nothing, one write, one audit entry.
 
@@ -104,7 +108,7 @@ def answer_many(
     return made
 
 
-def _make_answer(case, defn, entry: dict[str, Any], *, actor: str, at: datetime) -> Answer:
+def _make_answer(case: CaseFile, defn, entry: dict[str, Any], *, actor: str, at: datetime) -> Answer:
     unknown = set(entry) - {"key", "value", "rationale", "evidence"}
     if unknown or "key" not in entry:
         raise UserError(f"an answer has keys {sorted(entry)}", where="answers",
@@ -146,8 +150,8 @@ def _make_answer(case, defn, entry: dict[str, Any], *, actor: str, at: datetime)
 
 
 def submit(
-    case, *, actor: str | None = None, note: str = "", purpose: str = "use", now: datetime | None = None,
-    config=None,
+    case: CaseFile, *, actor: str | None = None, note: str = "", purpose: str = "use", now: datetime | None = None,
+    config: PlatformConfig | None = None,
 ) -> Submission:
     """Put the checklist in review, for ``purpose`` "use" (every blocking item answered) or
     "development" (the blocking items of phase "use" may wait for the runs it allows)."""
@@ -160,10 +164,11 @@ def submit(
                 and st.submission.content_sha256 == st.content_sha256 and st.submission.purpose == purpose):
             raise Refused(f"this checklist content is already {st.status} (submission {st.submission.id})",
                           where=str(checklist.ethics_dir(case)), fix="Change an answer first, or revoke the approval")
-        use_items = checklist.use_items(st.definition)
+        definition, answers, review, content = st.loaded()
+        use_items = checklist.use_items(definition)
         waiting = use_items if purpose == "development" else set()
-        missing = [i.key for i in st.definition.items
-                   if i.blocking and i.key not in st.answers.answers and i.key not in waiting]
+        missing = [i.key for i in definition.items
+                   if i.blocking and i.key not in answers.answers and i.key not in waiting]
         if missing:
             later = (" (or submit for development first: --purpose development)"
                      if purpose == "use" and set(missing) <= use_items else "")
@@ -173,23 +178,23 @@ def submit(
             )
         at = _now(now)
         sub = Submission(
-            id="sub-" + sha256_hex(f"{st.content_sha256}|{actor}|{at.isoformat()}|{purpose}".encode())[:12],
-            by=actor, at=at, content_sha256=st.content_sha256, note=note, purpose=purpose,
+            id="sub-" + sha256_hex(f"{content}|{actor}|{at.isoformat()}|{purpose}".encode())[:12],
+            by=actor, at=at, content_sha256=content, note=note,
+            purpose=cast(Purpose, purpose),  # checked against PURPOSES above
         )
-        review = st.review
         checklist.save(case, checklist.REVIEW_FILE, review.model_copy(update={"submissions": (*review.submissions, sub)}))
     audit.append("submitted", actor=actor, case_id=case.id, config=config, submission_id=sub.id,
                  content_sha256=sub.content_sha256, purpose=purpose)
     return sub
 
 
-def validity_days(case, definition, config) -> int:
+def validity_days(case: CaseFile, definition, config: PlatformConfig) -> int:
     """How long an approval is valid: the strictest of the values someone actually set.
 
-    The checklist definition carries 1,095 days (the three-year DPIA review cycle). A
-    ``policy.approval_valid_days`` written in case.yaml, or ``ethics.approval_valid_days``
-    written in platform.yaml, shortens it; their built-in defaults do not count, so an
-    unconfigured platform gets 1,095 days.
+    The checklist definition carries ``idsp.defaults.APPROVAL_VALID_DAYS`` (the
+    three-year DPIA review cycle). A ``policy.approval_valid_days`` written in case.yaml,
+    or ``ethics.approval_valid_days`` written in platform.yaml, shortens it; their
+    built-in defaults (the same value) do not count. The review page shows this value.
     """
     days = [definition.validity_days]
     if "approval_valid_days" in case.spec.policy.model_fields_set:
@@ -200,8 +205,8 @@ def validity_days(case, definition, config) -> int:
 
 
 def decide(
-    case, decision: str, *, role: str, key_path: Path | None = None, comment: str = "",
-    actor: str | None = None, now: datetime | None = None, config=None,
+    case: CaseFile, decision: str, *, role: str, key_path: Path | None = None, comment: str = "",
+    actor: str | None = None, now: datetime | None = None, config: PlatformConfig | None = None,
 ):
     """Sign and record an approve, reject or revoke decision by the holder of ``key_path``."""
     cfg = _config(config)
@@ -230,6 +235,7 @@ def decide(
         if sub is None or sub.content_sha256 != st.content_sha256:
             raise Refused("there is nothing in review: the checklist was not submitted or changed since",
                           fix="Submit it first with `idsp ethics submit`")
+        definition, answers, _, content = st.loaded()
         submitted = [e for e in audit.entries(config=cfg) if e.get("event") == "submitted"
                      and e.get("case_id") == case.id and (e.get("data") or {}).get("submission_id") == sub.id]
         if submitted and submitted[-1]["data"].get("purpose", "use") != sub.purpose:
@@ -238,13 +244,13 @@ def decide(
                 f"{submitted[-1]['data'].get('purpose', 'use')} (audit log seq {submitted[-1]['seq']})",
                 where=str(checklist.ethics_dir(case)), fix="Restore review.yaml, or submit again",
             )
-        if role not in st.definition.signoff_roles:
+        if role not in definition.signoff_roles:
             raise Refused(
                 f"{role_label(role)} is not a sign-off role of this checklist",
-                fix=f"Sign as one of: {', '.join(st.definition.signoff_roles)}",
+                fix=f"Sign as one of: {', '.join(definition.signoff_roles)}",
             )
         if decision == "approve":
-            if actor == sub.by or actor in {a.author for a in st.answers.answers.values()}:
+            if actor == sub.by or actor in {a.author for a in answers.answers.values()}:
                 raise Refused(f"{actor} answered or submitted this checklist and may not approve it (four-eyes)",
                               fix="Another reviewer with the role must approve")
             if st.status != "in_review":
@@ -253,11 +259,11 @@ def decide(
             raise Refused(f"the checklist is {st.status}; there is no approval to revoke")
         official = [d.name for d in case.spec.datasets if d.official]
         at = _now(now)
-        valid_days = validity_days(case, st.definition, cfg)
+        valid_days = validity_days(case, definition, cfg)
         payload = approvals.build_payload(
-            decision=decision, case_id=case.id, checklist_id=st.definition.id, submission_id=sub.id,
-            content_sha256=st.content_sha256, item_hashes=checklist.item_hashes(st.definition, st.answers),
-            evidence=checklist.evidence_hashes(st.answers), bindings=_bindings.compute(case, official),
+            decision=decision, case_id=case.id, checklist_id=definition.id, submission_id=sub.id,
+            content_sha256=content, item_hashes=checklist.item_hashes(definition, answers),
+            evidence=checklist.evidence_hashes(answers), bindings=_bindings.compute(case, official),
             role=role, reviewer=reviewer.username, public_key=key.public_key, at=at,
             valid_days=valid_days if decision == "approve" else None, comment=comment, purpose=sub.purpose,
         )

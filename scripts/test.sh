@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up IDSP (scripts/setup.sh), starts the services the tests need (a throw-away
-# PostgreSQL cluster), then runs ruff and the whole test suite, slow tests included.
+# PostgreSQL cluster), then runs ruff, mypy ([tool.mypy] in pyproject.toml) and the whole test suite, slow tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,5 +12,7 @@ postgres_start
 
 echo "==> ruff"
 ruff check .
+echo "==> mypy"
+mypy
 echo "==> pytest"
 python -m pytest "$@"

@@ -4,7 +4,8 @@ Rule: importing the kit is cheap; each step lives in its own module (``spec`` th
 specification, ``generate`` synthetic data, ``suite`` the data contract, ``features``,
 ``model``, ``evaluate``, ``report``, ``ethics`` the checklist items, ``pipeline`` the
 stages ``dvc repro`` runs). ``legal_ethics`` finds this kit's checklist items through
-``ethics_items`` when it builds the checklist of a ``ce_markering`` case.
+``ethics_items`` (listed in ``casuistiek.KITS``) when it builds the checklist of a
+``ce_markering`` case.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def calibration(y: np.ndarray, s: np.ndarray, bins: int, groups: pd.Series | Non
         pred, obs = float(s[m].mean()), float(y[m].mean())
         ece += abs(pred - obs) * m.sum() / len(y)
         table.append({"bin": b, "n": int(m.sum()), "predicted": _r(pred), "observed": _r(obs)})
-    out = {"bins": table, "ece": _r(ece), "brier": _r(np.mean((s - y) ** 2)), "n": int(len(y))}
+    out: dict[str, Any] = {"bins": table, "ece": _r(ece), "brier": _r(np.mean((s - y) ** 2)), "n": int(len(y))}
     if groups is not None:
         g = groups.to_numpy()
         out["by_group"] = {
@@ -285,7 +285,7 @@ def random_arm_check(
     n_g = np.bincount(g, minlength=k)
     obs = np.bincount(g, weights=y.astype(float), minlength=k)
     pred = np.bincount(g, weights=score, minlength=k)
-    boots = {m: [] for m in (*METRICS, "found_vs_predicted")}
+    boots: dict[str, list[Any]] = {m: [] for m in (*METRICS, "found_vs_predicted")}
     for _ in range(p.n_boot):
         idx = rng.integers(0, len(g), len(g))
         b = group_metrics(y[idx], would[idx], g[idx], k)
@@ -299,7 +299,7 @@ def random_arm_check(
     by_group = []
     selections = np.bincount(g, weights=would.astype(float), minlength=k)
     for i, name in enumerate(names):
-        row = {"group": name, "n": int(point["n"][i]), "small_group": bool(point["n"][i] < p.min_group_n),
+        row: dict[str, Any] = {"group": name, "n": int(point["n"][i]), "small_group": bool(point["n"][i] < p.min_group_n),
                "selected": int(selections[i]), "found_rate": _r(obs[i] / n_g[i]) if n_g[i] else None,
                "predicted_rate": _r(pred[i] / n_g[i]) if n_g[i] else None,
                "found_vs_predicted": _r(obs[i] / pred[i]) if pred[i] > 0 else None}  # fmt: skip
@@ -387,7 +387,7 @@ def evaluate(
     g = groups_of(t)
     inspected = t["selected_for_inspection"].to_numpy(bool)
     serious = t.loc[rnd, "risk_level"].astype(str).isin(["serious", "high"]).to_numpy()
-    evaluation = {
+    evaluation: dict[str, Any] = {
         "test_year": test_year, "n_test": int(len(t)), "capacity": p.capacity, "threshold": _r(threshold),
         "at_capacity": hit_rate_at_capacity(y_r, s_r, threshold, p, rng),
         "curve": capacity_curve(y_r, s_r, s_all),

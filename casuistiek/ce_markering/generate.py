@@ -158,18 +158,32 @@ def operators(p: GenerationParams, rng) -> dict[str, np.ndarray]:
 
 
 def generate(params: GenerationParams | dict[str, Any] | None = None) -> pd.DataFrame:
-    """One table of ``params.rows`` cases with the 52 columns of ``spec.COLUMNS``."""
+    """One table of ``params.rows`` cases with the 52 columns of ``spec.COLUMNS``.
+
+    The stages below share one dict of arrays and draw from one generator in a fixed order,
+    so a seed gives the same table whatever the stages' internals look like.
+    """
     import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     p = params if isinstance(params, GenerationParams) else GenerationParams.from_dict(params)
     rng = np.random.default_rng(p.seed)
     n = p.rows
     ops = operators(p, rng)
+    v: dict[str, Any] = {"p": p, "rng": rng, "n": n, "ops": ops}
+    _operators_and_products(v)
+    _channels(v)
+    _products(v)
+    _truth(v)
+    _selection(v)
+    _inspection_records(v)
+    return _table(v)
 
-    # -- which operator, when, what product -------------------------------------------------
+
+def _operators_and_products(v: dict[str, Any]) -> None:
+    """Which operator, when, what product category and legislation."""
+    import numpy as np
+
+    n, ops, rng = v["n"], v["ops"], v["rng"]
     op_weight = np.array([1.0, 2.0, 4.0, 8.0])[ops["size"]]
     op = np.searchsorted(np.cumsum(op_weight / op_weight.sum()), rng.random(n), side="right").clip(0, ops["n"] - 1)
     start = np.datetime64(spec.START_DATE)
@@ -192,8 +206,14 @@ def generate(params: GenerationParams | dict[str, Any] | None = None) -> pd.Data
     legislation = np.searchsorted(np.asarray(acts), cat_arr("legislation"))[cat]
     radio_toy = (cat == spec.CATEGORY_NAMES.index("toy")) & (rng.random(n) < 0.1)
     legislation[radio_toy] = acts.index("TOYS;RED;ROHS")
+    v.update(acts=acts, authority=authority, cat=cat, cat_arr=cat_arr, cats=cats, date=date, form=form, legislation=legislation, month=month, non_eu=non_eu, op=op, professional=professional, region=region, role=role, size=size, sole=sole, year=year)  # fmt: skip
 
-    # -- channel ----------------------------------------------------------------------------
+
+def _channels(v: dict[str, Any]) -> None:
+    """The sales channel of each case (by operator role) and the marketplace of online ones."""
+    import numpy as np
+
+    n, rng, role = v["n"], v["rng"], v["role"]
     channel_probs = np.array([
         [0.30, 0.30, 0.15, 0.25],  # manufacturer
         [0.25, 0.20, 0.20, 0.35],  # importer
@@ -206,8 +226,16 @@ def generate(params: GenerationParams | dict[str, Any] | None = None) -> pd.Data
     channel = (rng.random(n)[:, None] > cum).sum(axis=1).clip(0, 3)
     online = channel == 2
     marketplace_code = np.where(online, _choice(rng, n, spec.MARKETPLACES, [0.35, 0.25, 0.2, 0.12, 0.08]), -1)
+    v.update(channel=channel, marketplace_code=marketplace_code, online=online)  # fmt: skip
 
-    # -- product ----------------------------------------------------------------------------
+
+def _products(v: dict[str, Any]) -> None:
+    """The product: brand, origin, price, listing information, notified body, CE mark, signals."""
+    import numpy as np
+
+    cat, cat_arr, cats, n, non_eu, online = v["cat"], v["cat_arr"], v["cats"], v["n"], v["non_eu"], v["online"]
+    op, ops, p, region, rng, role = v["op"], v["ops"], v["p"], v["region"], v["rng"], v["role"]
+    size, sole = v["size"], v["sole"]
     brand_p = np.where(online[:, None] | non_eu[:, None], [[0.55, 0.25, 0.20]], [[0.20, 0.35, 0.45]])
     brand = (rng.random(n)[:, None] > np.cumsum(brand_p, axis=1)).sum(axis=1).clip(0, 2)
     no_brand = brand == 0
@@ -249,8 +277,16 @@ def generate(params: GenerationParams | dict[str, Any] | None = None) -> pd.Data
     customs_p = np.where(non_eu & (role == 1) | (non_eu & online), 0.08, 0.005)
     customs = np.where(rng.random(n) < customs_p, _choice(rng, n, spec.CUSTOMS_REFERRALS[1:], [0.3, 0.4, 0.3]) + 1, 0)
     complaints = rng.negative_binomial(0.6, 0.6 / (0.6 + 0.15 + 0.25 * np.exp(ops["quality"][op])))
+    v.update(alerts=alerts, brand=brand, ce_mark=ce_mark, cheap=cheap, complaints=complaints, counterfeit=counterfeit, customs=customs, esurv=esurv, far_origin=far_origin, gpsr_incomplete=gpsr_incomplete, module=module, nb_mismatch=nb_mismatch, nb_number=nb_number, nb_required=nb_required, no_brand=no_brand, origin_cn=origin_cn, origin_code=origin_code, price=price, risk_type=risk_type, ships_code=ships_code)  # fmt: skip
 
-    # -- the truth (latent) -----------------------------------------------------------------
+
+def _truth(v: dict[str, Any]) -> None:
+    """The latent truth: whether the product is really non-compliant."""
+    import numpy as np
+
+    alerts, cat, cat_arr, ce_mark, cheap, complaints = v["alerts"], v["cat"], v["cat_arr"], v["ce_mark"], v["cheap"], v["complaints"]
+    counterfeit, customs, far_origin, gpsr_incomplete, n, nb_mismatch = v["counterfeit"], v["customs"], v["far_origin"], v["gpsr_incomplete"], v["n"], v["nb_mismatch"]
+    no_brand, op, ops, origin_cn, p, rng = v["no_brand"], v["op"], v["ops"], v["origin_cn"], v["p"], v["rng"]
     z = (
         p.base_noncompliance_logit + cat_arr("risk")[cat] + 0.8 * origin_cn + 0.3 * far_origin
         + 1.2 * nb_mismatch + 1.0 * ~ce_mark + 0.6 * cheap + 0.5 * no_brand + 0.9 * counterfeit
@@ -259,8 +295,16 @@ def generate(params: GenerationParams | dict[str, Any] | None = None) -> pd.Data
         - 0.3 * ops["eu_rp"][op] + rng.normal(0, 0.3, n)
     )  # fmt: skip
     true_nc = rng.random(n) < _sigmoid(z)
+    v.update(true_nc=true_nc)  # fmt: skip
 
-    # -- the selection process, month by month ----------------------------------------------
+
+def _selection(v: dict[str, Any]) -> None:
+    """The selection process month by month: random, reactive (manual) and model-driven picks."""
+    import numpy as np
+
+    alerts, cat, cat_arr, cheap, complaints, customs = v["alerts"], v["cat"], v["cat_arr"], v["cheap"], v["complaints"], v["customs"]
+    esurv, gpsr_incomplete, month, n, non_eu, op = v["esurv"], v["gpsr_incomplete"], v["month"], v["n"], v["non_eu"], v["op"]
+    ops, origin_cn, p, rng = v["ops"], v["origin_cn"], v["p"], v["rng"]
     legacy = _sigmoid(
         -2.5 + 0.3 * np.log1p(ops["prior_nc"][op]) + 0.25 * np.log1p(complaints) + 0.4 * origin_cn
         + 0.9 * gpsr_incomplete + 0.5 * (alerts > 0) + 0.3 * cheap + cat_arr("risk")[cat]
@@ -297,8 +341,15 @@ def generate(params: GenerationParams | dict[str, Any] | None = None) -> pd.Data
     source[campaign] = 6
     selected = source >= 0
     random_arm = source == 1
+    v.update(legacy=legacy, random_arm=random_arm, selected=selected, source=source)  # fmt: skip
 
-    # -- what inspections record --------------------------------------------------------------
+
+def _inspection_records(v: dict[str, Any]) -> None:
+    """What the inspections record: formal and substantive findings, risk level, measure."""
+    import numpy as np
+
+    customs, gpsr_incomplete, n, online, p, random_arm = v["customs"], v["gpsr_incomplete"], v["n"], v["online"], v["p"], v["random_arm"]
+    rng, selected, true_nc = v["rng"], v["selected"], v["true_nc"]
     substantive_true = true_nc & (rng.random(n) < 0.55)
     formal_true = true_nc & (~substantive_true | (rng.random(n) < 0.4))
     confirmation = selected & ~random_arm & gpsr_incomplete & (rng.random(n) < p.confirmation_bias)
@@ -314,16 +365,23 @@ def generate(params: GenerationParams | dict[str, Any] | None = None) -> pd.Data
     measure = np.where(observed & (level == 0) & (rng.random(n) < 0.2), 5, measure)
     measure = np.where(observed & (level == 1) & (rng.random(n) < 0.1), 9, measure)
     inspection = _choice(rng, n, spec.INSPECTION_TYPES, [0.4, 0.35, 0.25])
+    v.update(formal=formal, inspection=inspection, level=level, measure=measure, observed=observed, substantive=substantive)  # fmt: skip
 
-    # -- the table ----------------------------------------------------------------------------
-    order_in_year = np.arange(n) - np.searchsorted(year, year)  # dates are sorted
-    case_id = pc.binary_join_element_wise(
-        "CE", pc.cast(pa.array(year), pa.string()),
-        pc.utf8_lpad(pc.cast(pa.array(order_in_year + 1), pa.string()), 6, "0"), "-",
-    )
-    gtin_body = rng.integers(200_000_000_000, 300_000_000_000, n, dtype=np.int64)
-    digits = (gtin_body[:, None] // 10 ** np.arange(11, -1, -1)) % 10
-    check = (10 - (digits * np.tile([1, 3], 6)).sum(axis=1) % 10) % 10
+
+def _table(v: dict[str, Any]) -> pd.DataFrame:
+    """The 52 columns of ``spec.COLUMNS`` as one frame."""
+    import numpy as np
+    import pandas as pd
+
+    acts, alerts, authority, brand, cat, cat_arr = v["acts"], v["alerts"], v["authority"], v["brand"], v["cat"], v["cat_arr"]
+    cats, ce_mark, channel, complaints, counterfeit, customs = v["cats"], v["ce_mark"], v["channel"], v["complaints"], v["counterfeit"], v["customs"]
+    date, esurv, form, formal, gpsr_incomplete, inspection = v["date"], v["esurv"], v["form"], v["formal"], v["gpsr_incomplete"], v["inspection"]
+    legacy, legislation, level, marketplace_code, measure, module = v["legacy"], v["legislation"], v["level"], v["marketplace_code"], v["measure"], v["module"]
+    n, nb_number, nb_required, observed, op, ops = v["n"], v["nb_number"], v["nb_required"], v["observed"], v["op"], v["ops"]
+    origin_code, p, price, professional, risk_type, rng = v["origin_code"], v["p"], v["price"], v["professional"], v["risk_type"], v["rng"]
+    role, selected, ships_code, size, source, substantive = v["role"], v["selected"], v["ships_code"], v["size"], v["source"], v["substantive"]
+    year = v["year"]
+    case_id, gtin = _case_ids_and_gtins(rng, year)
     insp = selected
     frame = pd.DataFrame({
         "case_id": pd.array(case_id, dtype="str"),
@@ -346,7 +404,7 @@ def generate(params: GenerationParams | dict[str, Any] | None = None) -> pd.Data
         "product_user": _cat(professional.astype(np.int64), spec.PRODUCT_USERS),
         "competent_authority": _cat(authority, sorted(spec.AUTHORITIES)),
         "hs_code": _cat(cat, [c.hs_code for c in cats]),
-        "gtin": pd.array(pc.cast(pa.array(gtin_body * 10 + check), pa.string()), dtype="str"),
+        "gtin": pd.array(gtin, dtype="str"),
         "brand_type": _cat(brand, spec.BRAND_TYPES),
         "counterfeit_suspected": counterfeit,
         "price_eur": price,
@@ -382,3 +440,22 @@ def generate(params: GenerationParams | dict[str, Any] | None = None) -> pd.Data
     frame["days_since_last_inspection"] = frame["days_since_last_inspection"].mask(ops["days"][op] < 0)
     frame.attrs["generation"] = p.as_dict()
     return frame
+
+
+def _case_ids_and_gtins(rng: Any, year: Any) -> tuple[Any, Any]:
+    """Case numbers ``CE-<year>-<serial>`` and 13-digit GTINs with a valid check digit."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(year)
+    order_in_year = np.arange(n) - np.searchsorted(year, year)  # dates are sorted
+    case_id = pc.binary_join_element_wise(
+        "CE", pc.cast(pa.array(year), pa.string()),
+        pc.utf8_lpad(pc.cast(pa.array(order_in_year + 1), pa.string()), 6, "0"), "-",
+    )
+    gtin_body = rng.integers(200_000_000_000, 300_000_000_000, n, dtype=np.int64)
+    digits = (gtin_body[:, None] // 10 ** np.arange(11, -1, -1)) % 10
+    check = (10 - (digits * np.tile([1, 3], 6)).sum(axis=1) % 10) % 10
+    gtin = pc.cast(pa.array(gtin_body * 10 + check), pa.string())
+    return case_id, gtin

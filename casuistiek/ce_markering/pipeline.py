@@ -76,7 +76,11 @@ def _purpose(cfg) -> str:
 
 
 def _run(case, cfg, name: str, **kw):
-    """A gated MLflow run, or a no-op stand-in when ``track: false`` (offline notebooks)."""
+    """A gated MLflow run, or a no-op stand-in when ``track: false`` (offline notebooks).
+
+    ``case.run`` asks ``legal_ethics.gate.check`` — the function ``idsp ethics verify``
+    asks, the quality evidence included — so a stage refuses exactly what verify refuses.
+    """
     if cfg.get("track", True):
         return case.run(name, datasets=[_dataset(case, cfg)], purpose=_purpose(cfg), **kw)
     return _Untracked()

@@ -1,216 +1,87 @@
-"""A case project and its ``case.yaml``.
+"""``idsp.Case``: a case project as a data scientist works with it — load, validate, run.
 
-Rule: ``case.yaml`` is parsed once, here, into frozen pydantic objects; every other part
-of IDSP (checklist, gate, tracking, templates) reads the case through ``Case``. A case is
-found from the current directory upwards by its ``case.yaml``.
+Rule: this module is the facade above the library, not part of it. The case file itself
+(``case.yaml``, its datasets, finding it from a folder) is ``idsp.case_file``, low in the
+layers, and every library function takes such a case as an argument; only here, at the
+edge, does ``Case.open()`` look for the case from the current directory, and only here do
+the case, data, quality and tracking meet. Lower layers never import this module.
 """
 
 from __future__ import annotations
 
-import importlib
-import re
-from datetime import date
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from idsp.errors import CaseError
+from idsp import quality, tracking
+from idsp.case_file import (
+    CASE_FILE,
+    CASE_TYPES,
+    INSPECTORATES,
+    SLUG_RE,
+    ZAAKNUMMER_RE,
+    CaseFile,
+    CaseSpec,
+    Dataset,
+    LegalRef,
+    Person,
+    Policy,
+    Profile,
+    find_case_root,
+    parse_case_file,
+)
+from idsp.data import read_table
+from legal_ethics.schema import Purpose
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-CASE_FILE = "case.yaml"
-SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}[a-z0-9]$")
-# Zaaknummer: inspectorate code, year, sequence number, e.g. ILT-2026-004512.
-ZAAKNUMMER_RE = re.compile(r"^[A-Z]{2,5}-\d{4}-\d{3,8}$")
-INSPECTORATES = ("ILT", "NVWA", "NLA", "IGJ", "RDI", "other")
-CASE_TYPES = ("generic", "ce_markering")
+    from idsp.config import PlatformConfig
+
+__all__ = [
+    "CASE_FILE", "CASE_TYPES", "INSPECTORATES", "SLUG_RE", "ZAAKNUMMER_RE", "Case", "CaseFile", "CaseSpec",
+    "Dataset", "LegalRef", "Person", "Policy", "Profile", "find_case_root", "parse_case_file",
+]  # fmt: skip
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Person(_Frozen):
-    name: str
-    username: str | None = None
-    email: str | None = None
-    role: str = "member"
-
-
-class LegalRef(_Frozen):
-    """A legal basis (grondslag): act, article and a link to the official text."""
-
-    act: str
-    article: str
-    url: str | None = None
-
-
-class Dataset(_Frozen):
-    name: str
-    path: str
-    dvc: bool = True
-    personal_data: bool = False
-    synthetic: bool = True
-    legal_basis: LegalRef | None = None
-    retention: str = Field("P5Y", description="ISO 8601 duration, e.g. P5Y")
-    pseudonymisation_domain: str | None = None
-    suite: str | None = Field(None, description="name of its GX suite in gx/")
-    description: str = ""
-
-    @property
-    def official(self) -> bool:
-        """A run on this dataset counts (and needs an approval): real or personal data."""
-        return self.personal_data or not self.synthetic
-
-
-class Profile(_Frozen):
-    """What drives the checklist: the answers of the case profile."""
-
-    personal_data: bool = False
-    risk_profiling: Literal["none", "companies", "natural_persons"] = "none"
-    ai_act_risk: Literal["not_ai", "minimal", "limited", "high", "prohibited", "unknown"] = "unknown"
-    automated_decision: bool = False
-    special_categories: bool = False
-    dpia_prescan: dict[str, bool] = Field(default_factory=dict)
-
-
-class Policy(_Frozen):
-    approval_binds: tuple[str, ...] = ("checklist", "code", "data", "params")
-    approval_valid_days: int = Field(365, ge=1, le=3650)
-
-
-class CaseSpec(_Frozen):
-    schema_version: int = 1
-    id: str
-    title: str
-    zaaknummer: str
-    inspectorates: tuple[str, ...]
-    case_type: str = "generic"
-    template_version: str | None = None
-    created: date | None = None
-    owners: tuple[Person, ...] = ()
-    members: tuple[Person, ...] = ()
-    profile: Profile = Field(default_factory=Profile)
-    legal_basis: tuple[LegalRef, ...] = ()
-    purpose: str = Field("", description="doelbinding: what the data may be used for")
-    datasets: tuple[Dataset, ...] = ()
-    policy: Policy = Field(default_factory=Policy)
-
-    @field_validator("id")
-    @classmethod
-    def _slug(cls, v: str) -> str:
-        if not SLUG_RE.match(v):
-            raise ValueError("lower-case letters, digits and dashes, 3-64 long, starting with a letter")
-        return v
-
-    @field_validator("zaaknummer")
-    @classmethod
-    def _zaaknummer(cls, v: str) -> str:
-        if not ZAAKNUMMER_RE.match(v):
-            raise ValueError("the form CODE-YYYY-NNNNNN, e.g. ILT-2026-004512")
-        return v
-
-    @field_validator("inspectorates")
-    @classmethod
-    def _inspectorates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [x for x in v if x not in INSPECTORATES]
-        if bad or not v:
-            raise ValueError(f"one or more of {', '.join(INSPECTORATES)}")
-        return v
-
-    @field_validator("case_type")
-    @classmethod
-    def _case_type(cls, v: str) -> str:
-        if v not in CASE_TYPES:
-            raise ValueError(f"one of {', '.join(CASE_TYPES)}")
-        return v
-
-
-def parse_case_file(path: Path) -> CaseSpec:
-    """Read and validate one case.yaml; errors name the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}" if mark else str(path)
-        raise CaseError(f"not valid YAML ({getattr(exc, 'problem', exc)})", where=where) from None
-    except OSError as exc:
-        raise CaseError(f"cannot read the case file ({exc.strerror})", where=str(path)) from None
-    try:
-        return CaseSpec.model_validate(raw)
-    except ValidationError as exc:
-        problems = [
-            f"`{'.'.join(str(p) for p in e['loc'])}` = {e.get('input')!r}: "
-            + e["msg"].removeprefix("Value error, ")
-            for e in exc.errors()
-        ]
-        raise CaseError(
-            "invalid case file: " + "; ".join(problems),
-            where=str(path),
-            fix="Correct the field in case.yaml",
-        ) from None
-
-
-def find_case_root(start: str | Path | None = None) -> Path:
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / CASE_FILE).is_file():
-            return folder
-    raise CaseError(
-        "no case project here: no case.yaml in this folder or any folder above it",
-        where=str(here),
-        fix="cd into a case project, or create one with `idsp case new NAME`",
-    )
-
-
-class Case:
-    """An opened case project: its folder and its validated ``case.yaml``."""
-
-    def __init__(self, root: Path, spec: CaseSpec):
-        self.root = root
-        self.spec = spec
-
-    @classmethod
-    def open(cls, path: str | Path | None = None) -> Case:
-        root = find_case_root(path)
-        return cls(root, parse_case_file(root / CASE_FILE))
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
-
-    def __repr__(self) -> str:
-        return f"Case({self.spec.id!r}, root={str(self.root)!r})"
-
-    def dataset(self, name: str) -> Dataset:
-        for ds in self.spec.datasets:
-            if ds.name == name:
-                return ds
-        known = ", ".join(d.name for d in self.spec.datasets) or "none"
-        raise CaseError(
-            f"dataset {name!r} is not in the data catalogue (known: {known})",
-            where=str(self.root / CASE_FILE),
-            fix="Add it under `datasets:` in case.yaml",
-        )
-
-    def dataset_path(self, name: str) -> Path:
-        return self.root / self.dataset(name).path
+class Case(CaseFile):
+    """An opened case project with the data scientist's verbs: ``load``, ``validate``, ``run``."""
 
     def load(self, name: str, **overrides: Any) -> pd.DataFrame:
         """Read a catalogued dataset with the Dutch-aware reader."""
-        from idsp.data import read_table
-
         return read_table(self.dataset_path(name), **overrides)
 
-    def validate(self, data: Any, suite: str | None = None, **kw: Any) -> Any:
+    def validate(
+        self,
+        data: Any,
+        suite: str | None = None,
+        *,
+        engine: str | None = None,
+        fail_fast: bool = True,
+        personal_columns: Sequence[str] | None = None,
+        output_dir: str | os.PathLike | None = None,
+        save: bool = True,
+    ) -> quality.QualityResult:
         """Validate a DataFrame, a dataset name or a path against a GX suite of this case."""
-        quality = importlib.import_module("idsp.quality")
-        return quality.validate(data, suite, case=self, **kw)
+        return quality.validate(
+            data, suite, case=self, engine=engine, fail_fast=fail_fast,
+            personal_columns=personal_columns, output_dir=output_dir, save=save,
+        )  # fmt: skip
 
-    def run(self, name: str, datasets: list[str] | tuple[str, ...] = (), **kw: Any) -> Any:
+    def run(
+        self,
+        name: str,
+        datasets: Sequence[str] = (),
+        *,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        experiment: str | None = None,
+        config: PlatformConfig | None = None,
+        actor: str | None = None,
+        purpose: Purpose = "use",
+    ) -> tracking.TrackedRun:
         """A gated, fully tagged MLflow run (context manager); see ``idsp.tracking``."""
-        tracking = importlib.import_module("idsp.tracking")
-        return tracking.run(self, name, datasets=list(datasets), **kw)
+        return tracking.run(
+            self, name, list(datasets), params=params, tags=tags, experiment=experiment,
+            config=config, actor=actor, purpose=purpose,
+        )  # fmt: skip

@@ -9,16 +9,19 @@ and reports the ones that need a person.
 from __future__ import annotations
 
 import contextlib
-import importlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idsp.case import CASE_FILE, Case, parse_case_file
 from idsp.case_index import read_index
 from idsp.case_projects import Progress, UpdateResult, case_template_version, update_case
 from idsp.case_template import newest_version
 from idsp.errors import CaseError, IdspError, UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.config import PlatformConfig
 
 
 def _quiet(_: str) -> None:
@@ -65,7 +68,11 @@ def find_cases(root: Path, max_depth: int = 3) -> list[Path]:
 
 
 def fleet_status(
-    root: Path | None = None, *, cfg=None, runs: bool = True, template: Path | None = None
+    root: Path | None = None,
+    *,
+    cfg: PlatformConfig | None = None,
+    runs: bool = True,
+    template: Path | None = None,
 ) -> list[CaseStatus]:
     """Every case (in ``root`` if given, else in the platform's index) against the newest template."""
     newest = newest_version(template)
@@ -77,15 +84,20 @@ def fleet_status(
         folders = [(None, p) for p in find_cases(Path(root))]
     else:
         folders = [(entry.get("id"), Path(str(entry.get("path", "")))) for entry in read_index(cfg)]
-    last_run = _LastRuns() if runs else None
+    last_run = _LastRuns(cfg) if runs else None
     out = []
     for known_id, folder in folders:
-        out.append(_one_status(known_id, folder, newest, runs, last_run))
+        out.append(_one_status(known_id, folder, newest, runs, last_run, cfg))
     return out
 
 
 def _one_status(
-    known_id, folder: Path, newest: str, runs: bool, last_run: _LastRuns | None
+    known_id: str | None,
+    folder: Path,
+    newest: str,
+    runs: bool,
+    last_run: _LastRuns | None,
+    cfg: PlatformConfig | None,
 ) -> CaseStatus:
     from packaging.version import Version
 
@@ -115,22 +127,17 @@ def _one_status(
     if status.template_version:
         with contextlib.suppress(ValueError):
             status.behind = Version(status.template_version) < Version(newest)
-    status.checklist = _checklist_state(case)
+    status.checklist = _checklist_state(case, cfg)
     if last_run is not None:
         status.last_run, status.last_run_note = last_run(case)
     return status
 
 
-def _checklist_state(case: Case) -> str:
+def _checklist_state(case: Case, config: PlatformConfig | None) -> str:
+    from legal_ethics import status
+
     try:
-        legal_ethics = importlib.import_module("legal_ethics")
-    except ModuleNotFoundError:
-        return "none"
-    state = getattr(legal_ethics, "status", None)
-    if state is None:
-        return "none"
-    try:
-        return str(state(case))
+        return status(case, config=config)
     except IdspError as exc:
         return f"error: {exc.what}"
     except Exception as exc:  # one broken case must not hide the rest of the fleet
@@ -138,29 +145,28 @@ def _checklist_state(case: Case) -> str:
 
 
 class _LastRuns:
-    """Each case's last tracked run from ``idsp.tracking``, if it is there.
+    """Each case's last tracked run.
 
     Once the tracking server fails to answer, the remaining cases are not asked again:
     each question would wait for the same retries and time-outs.
     """
 
-    def __init__(self) -> None:
-        self.function = None
+    def __init__(self, config: PlatformConfig | None = None) -> None:
+        self.config = config
         self.note = ""
+        self.function: Callable[..., dict[str, Any] | None] | None = None
         try:
-            tracking = importlib.import_module("idsp.tracking")
+            from idsp.tracking import last_run
         except ImportError as exc:
             self.note = f"tracking not available (cannot import idsp.tracking: {exc})"
             return
-        self.function = getattr(tracking, "last_run", None)
-        if self.function is None:
-            self.note = "tracking not available (idsp.tracking has no last_run)"
+        self.function = last_run
 
     def __call__(self, case: Case) -> tuple[dict[str, Any] | None, str]:
         if self.function is None:
             return None, self.note
         try:
-            run = self.function(case)
+            run = self.function(case, config=self.config)
         except Exception as exc:  # a dead tracking server must not break the overview
             detail = exc.what if isinstance(exc, IdspError) else f"{type(exc).__name__}: {exc}"
             self.function = None
@@ -190,7 +196,11 @@ class FleetUpdate:
 
 
 def update_fleet(
-    root: Path | None = None, *, cfg=None, template: Path | None = None, progress: Progress = _quiet
+    root: Path | None = None,
+    *,
+    cfg: PlatformConfig | None = None,
+    template: Path | None = None,
+    progress: Progress = _quiet,
 ) -> list[FleetUpdate]:
     """Update every case that is behind (in ``root``, else in the index); one failure stops none."""
     out = []

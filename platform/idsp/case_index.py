@@ -12,19 +12,22 @@ import contextlib
 import fcntl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from idsp.errors import UserError
 from idsp.files import atomic_write
 
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.config import PlatformConfig
 
-def index_path(cfg=None) -> Path:
+
+def index_path(cfg: PlatformConfig | None = None) -> Path:
     return config_or_default(cfg).path("case_index")
 
 
-def read_index(cfg=None) -> list[dict[str, Any]]:
+def read_index(cfg: PlatformConfig | None = None) -> list[dict[str, Any]]:
     path = index_path(cfg)
     if not path.is_file():
         return []
@@ -53,7 +56,7 @@ def _index_lock(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def record_in_index(entry: dict[str, Any], cfg=None) -> Path:
+def record_in_index(entry: dict[str, Any], cfg: PlatformConfig | None = None) -> Path:
     """Add or replace (by id and path) one case in the platform's case index."""
     path = index_path(cfg)
     with _index_lock(path):
@@ -71,7 +74,7 @@ def record_in_index(entry: dict[str, Any], cfg=None) -> Path:
     return path
 
 
-def config_or_default(cfg):
+def config_or_default(cfg: PlatformConfig | None):
     if cfg is not None:
         return cfg
     from idsp.config import load_config

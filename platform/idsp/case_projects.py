@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import importlib
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -37,6 +36,9 @@ from idsp.case_template import (
     template_versions,
 )
 from idsp.errors import CaseError, UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.config import PlatformConfig
 
 ANSWERS_FILE = ".copier-answers.yml"
 CONFLICT_START = "<<<<<<< "
@@ -74,7 +76,7 @@ def new_case(
     answers: dict[str, Any],
     *,
     dest: Path | None = None,
-    cfg=None,
+    cfg: PlatformConfig | None = None,
     root: Path | None = None,
     progress: Progress = _quiet,
 ) -> NewCase:
@@ -113,21 +115,7 @@ def new_case(
             )
         result.steps.append(f"rendered template {version}")
         case = Case.open(target)
-        progress("making the git repository")
-        _git(target, "init", "-q", "-b", "main")
-        if _set_fallback_identity(target, answers.get("project_lead", "")):
-            result.steps.append("set a local git identity (none was configured)")
-        progress("initialising DVC")
-        remote = cfg.dvc_case_remote(case.id)
-        if cfg.dvc_remote_folder() is not None:
-            Path(remote).expanduser().mkdir(parents=True, exist_ok=True)
-        _dvc(
-            target,
-            ["init", "-q"],
-            ["remote", "add", "-d", cfg.dvc.remote_name, remote],
-            ["config", "core.autostage", "true"],
-        )
-        result.steps.append(f"DVC remote {cfg.dvc.remote_name} -> {remote}")
+        result.steps += _init_repositories(case, answers.get("project_lead", ""), cfg, progress)
         # Last before the commit: writing the checklist also writes to the audit log.
         result.checklist = _init_checklist(case, progress)
         if result.checklist != "none":
@@ -161,6 +149,27 @@ def new_case(
     return result
 
 
+def _init_repositories(case: Case, lead: str, cfg: PlatformConfig, progress: Progress) -> list[str]:
+    """git and DVC in a freshly rendered case; returns the steps done."""
+    steps = []
+    progress("making the git repository")
+    _git(case.root, "init", "-q", "-b", "main")
+    if _set_fallback_identity(case.root, lead):
+        steps.append("set a local git identity (none was configured)")
+    progress("initialising DVC")
+    remote = cfg.dvc_case_remote(case.id)
+    if cfg.dvc_remote_folder() is not None:
+        Path(remote).expanduser().mkdir(parents=True, exist_ok=True)
+    _dvc(
+        case.root,
+        ["init", "-q"],
+        ["remote", "add", "-d", cfg.dvc.remote_name, remote],
+        ["config", "core.autostage", "true"],
+    )
+    steps.append(f"DVC remote {cfg.dvc.remote_name} -> {remote}")
+    return steps
+
+
 def _remove_half_made(target: Path, parent: Path | None) -> None:
     shutil.rmtree(target, ignore_errors=True)
     if parent is not None:
@@ -175,7 +184,7 @@ def _copier_reason(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def check_target_free(name: str, target: Path, cfg=None) -> None:
+def check_target_free(name: str, target: Path, cfg: PlatformConfig | None = None) -> None:
     """Refuse an existing folder or a case id the index already knows."""
     if target.exists():
         raise CaseError(
@@ -207,16 +216,11 @@ def _index_entry(case: Case, version: str) -> dict[str, Any]:
 
 
 def _init_checklist(case: Case, progress: Progress) -> str:
-    try:
-        legal_ethics = importlib.import_module("legal_ethics")
-    except ModuleNotFoundError:
-        return "none"
-    init = getattr(legal_ethics, "init_checklist", None)
-    if init is None:
-        return "none"
+    from legal_ethics import init_checklist
+
     progress("writing the checklist")
-    path = init(case)
-    return str(Path(path).relative_to(case.root)) if path else "written"
+    path = init_checklist(case)
+    return str(Path(path).relative_to(case.root))
 
 
 def _set_fallback_identity(repo: Path, name: str) -> bool:
@@ -288,7 +292,7 @@ def update_case(
     path: Path | None = None,
     *,
     to_version: str | None = None,
-    cfg=None,
+    cfg: PlatformConfig | None = None,
     root: Path | None = None,
     progress: Progress = _quiet,
 ) -> UpdateResult:
@@ -301,29 +305,7 @@ def update_case(
     from packaging.version import Version
 
     case = Case.open(path)
-    answers = read_answers(case.root)
-    current = case_template_version(case.root)
-    versions = [tv.version for tv in template_versions(root)]
-    target = to_version or versions[-1]
-    if current is None:
-        raise CaseError(
-            "the answers file does not say which template version made the case (no _commit)",
-            where=str(case.root / ANSWERS_FILE),
-            fix="Restore .copier-answers.yml from git",
-        )
-    if answers.get("_src_path") != TEMPLATE_SOURCE:
-        raise CaseError(
-            f"the case was made from another template source ({answers.get('_src_path')!r})",
-            where=str(case.root / ANSWERS_FILE),
-            fix=f"Only cases made with `idsp case new` (source {TEMPLATE_SOURCE}) can be updated",
-        )
-    for wanted, what in ((current, "the case's"), (target, "the requested")):
-        if wanted not in versions:
-            raise CaseError(
-                f"{what} template version {wanted} is not known to this idsp (known: {', '.join(versions)})",
-                where=str(case.root / ANSWERS_FILE),
-                fix="Upgrade idsp to a release that has this template version",
-            )
+    current, target = _update_versions(case, to_version, root)
     result = UpdateResult(case.id, case.root, current, target)
     if Version(target) < Version(current):
         raise CaseError(
@@ -372,6 +354,34 @@ def update_case(
     with contextlib.suppress(CaseError):
         record_in_index(_index_entry(Case.open(case.root), target), cfg)
     return result
+
+
+def _update_versions(case: Case, to_version: str | None, root: Path | None) -> tuple[str, str]:
+    """The case's template version and the one to update to, both known to this idsp."""
+    answers = read_answers(case.root)
+    current = case_template_version(case.root)
+    versions = [tv.version for tv in template_versions(root)]
+    target = to_version or versions[-1]
+    if current is None:
+        raise CaseError(
+            "the answers file does not say which template version made the case (no _commit)",
+            where=str(case.root / ANSWERS_FILE),
+            fix="Restore .copier-answers.yml from git",
+        )
+    if answers.get("_src_path") != TEMPLATE_SOURCE:
+        raise CaseError(
+            f"the case was made from another template source ({answers.get('_src_path')!r})",
+            where=str(case.root / ANSWERS_FILE),
+            fix=f"Only cases made with `idsp case new` (source {TEMPLATE_SOURCE}) can be updated",
+        )
+    for wanted, what in ((current, "the case's"), (target, "the requested")):
+        if wanted not in versions:
+            raise CaseError(
+                f"{what} template version {wanted} is not known to this idsp (known: {', '.join(versions)})",
+                where=str(case.root / ANSWERS_FILE),
+                fix="Upgrade idsp to a release that has this template version",
+            )
+    return current, target
 
 
 @contextlib.contextmanager

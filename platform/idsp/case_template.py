@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from idsp.case import INSPECTORATES, CaseSpec
+from idsp.case_file import INSPECTORATES, CaseSpec
+from idsp.defaults import GENERIC_CASE_TYPE
 from idsp.errors import UserError
 
 # Where the materialised template repository sits, relative to the working directory
@@ -463,7 +464,7 @@ def _check_spec(answers: dict[str, Any], fields: set[str] | None) -> None:
         "title": answers.get("title", "x"),
         "zaaknummer": answers.get("zaaknummer", "ILT-2000-000"),
         "inspectorates": tuple(answers.get("inspectorates", ("ILT",))),
-        "case_type": answers.get("case_type", "generic"),
+        "case_type": answers.get("case_type", GENERIC_CASE_TYPE),
         "profile": {
             "personal_data": answers.get("personal_data", False),
             "risk_profiling": answers.get("risk_profiling", "none"),

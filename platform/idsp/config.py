@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from idsp.defaults import APPROVAL_VALID_DAYS, APPROVAL_VALID_DAYS_MAX
 from idsp.errors import ConfigError
 
 ENV_PREFIX = "IDSP_"
@@ -149,7 +150,11 @@ class Kubernetes(_Section):
     oidc: Oidc = Field(default_factory=Oidc)
     s3: S3 = Field(default_factory=S3)
     postgres_secret_ref: str = Field("idsp-postgres", description="Secret with the DB URI")
-    image: str = "quay.io/jupyter/scipy-notebook:2024-12-23"
+    image: str = Field(
+        "registry.example.org/idsp/idsp-singleuser",
+        description="single-user image built from deploy/image/Containerfile; "
+        "without a :tag the tag is the idsp version",
+    )
     mlflow_image: str = "ghcr.io/mlflow/mlflow:v3.1.1"
     mlflow_secrets_ref: str = Field(
         "idsp-mlflow", description="Secret with basic_auth.ini, admin-password, user-key"
@@ -157,7 +162,7 @@ class Kubernetes(_Section):
 
 
 class Ethics(_Section):
-    approval_valid_days: int = Field(365, ge=1, le=3650)
+    approval_valid_days: int = Field(APPROVAL_VALID_DAYS, ge=1, le=APPROVAL_VALID_DAYS_MAX)
 
 
 class PlatformConfig(_Section):

@@ -14,6 +14,7 @@ import html
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from idsp.errors import DataError, QualityError, UserError
 from idsp.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
-    from idsp.case import Case
+    from idsp.case_file import CaseFile
 
 SUITE_DIR = "gx"
 RESULTS_DIR = "quality"
@@ -91,23 +92,25 @@ class QualityResult:
 # -- suites ----------------------------------------------------------------------------------
 
 
-def suite_dir(case: Case | None = None, gx_dir: str | os.PathLike | None = None) -> Path:
+def suite_dir(case: CaseFile | None = None, gx_dir: str | os.PathLike | None = None) -> Path:
     if gx_dir is not None:
         return Path(gx_dir)
     if case is None:
-        from idsp.case import Case
-
-        case = Case.open()
+        # The library never guesses the case from the current folder: that is the edge's job.
+        raise UserError(
+            "no case and no suite folder given, so there are no suites to read",
+            fix="Pass case= (or use `idsp.Case.open().validate(...)`), or gx_dir= for suites outside a case",
+        )
     return case.root / SUITE_DIR
 
 
-def list_suites(case: Case | None = None, gx_dir: str | os.PathLike | None = None) -> list[str]:
+def list_suites(case: CaseFile | None = None, gx_dir: str | os.PathLike | None = None) -> list[str]:
     folder = suite_dir(case, gx_dir)
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
 def load_suite(
-    name: str, *, case: Case | None = None, gx_dir: str | os.PathLike | None = None
+    name: str, *, case: CaseFile | None = None, gx_dir: str | os.PathLike | None = None
 ) -> dict[str, Any]:
     """Read ``gx/<name>.json`` (GX 1.x suite JSON) and check its shape, naming file and field."""
     folder = suite_dir(case, gx_dir)
@@ -158,7 +161,7 @@ def load_suite(
 
 
 def save_suite(
-    suite: dict[str, Any], *, case: Case | None = None, gx_dir: str | os.PathLike | None = None
+    suite: dict[str, Any], *, case: CaseFile | None = None, gx_dir: str | os.PathLike | None = None
 ) -> Path:
     """Write a suite dict as ``gx/<name>.json`` (atomically)."""
     name = suite["name"]
@@ -178,10 +181,10 @@ def validate(
     data: Any,
     suite: str | None = None,
     *,
-    case: Case | None = None,
+    case: CaseFile | None = None,
     engine: str | None = None,
     fail_fast: bool = True,
-    personal_columns: list[str] | tuple[str, ...] | None = None,
+    personal_columns: Sequence[str] | None = None,
     output_dir: str | os.PathLike | None = None,
     gx_dir: str | os.PathLike | None = None,
     save: bool = True,
@@ -249,7 +252,7 @@ def validate(
             fix=(f"Report: {result.html_path}" if result.html_path else "Fix the data or the suite")
             + ". Fix the data (or, with a reviewer, the suite) and validate again",
         )
-        err.result = result
+        err.result = result  # type: ignore[attr-defined]  # the evidence travels with the error
         raise err
     return result
 
@@ -272,7 +275,7 @@ def write_evidence(result: QualityResult, folder: Path) -> QualityResult:
     return done
 
 
-def latest_result(case: Case, key: str) -> dict[str, Any] | None:
+def latest_result(case: CaseFile, key: str) -> dict[str, Any] | None:
     """The newest stored result for a dataset (or suite) name, with its sha256 checked."""
     folder = case.root / RESULTS_DIR / key
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
@@ -302,11 +305,11 @@ def file_sha256(path: str | os.PathLike) -> str:
 # -- internals -------------------------------------------------------------------------------
 
 
-def _is_dataset(case: Case, name: str) -> bool:
+def _is_dataset(case: CaseFile, name: str) -> bool:
     return any(d.name == name for d in case.spec.datasets)
 
 
-def _only_suite(case: Case | None, gx_dir) -> str:
+def _only_suite(case: CaseFile | None, gx_dir) -> str:
     names = list_suites(case, gx_dir)
     if len(names) == 1:
         return names[0]
@@ -321,9 +324,9 @@ def _is_spark_frame(data: Any) -> bool:
     return type(data).__module__.startswith("pyspark.")
 
 
-def _describe(data: Any, case: Case | None, dataset) -> tuple[str, str | None]:
+def _describe(data: Any, case: CaseFile | None, dataset) -> tuple[str, str | None]:
     """A name for the data and, for files, the sha256 of their bytes."""
-    if dataset is not None:
+    if dataset is not None and case is not None:
         path = case.root / dataset.path
         return f"dataset {dataset.name} ({dataset.path})", file_sha256(path) if path.is_file() else None
     if isinstance(data, (str, os.PathLike)):
@@ -334,15 +337,15 @@ def _describe(data: Any, case: Case | None, dataset) -> tuple[str, str | None]:
     return f"in-memory {type(data).__name__}", None
 
 
-def _load(data: Any, case: Case | None, dataset, engine: str):
-    if dataset is not None:
+def _load(data: Any, case: CaseFile | None, dataset, engine: str):
+    if dataset is not None and case is not None:
         path = case.root / dataset.path
     elif isinstance(data, (str, os.PathLike)):
         path = Path(data)
     else:
         return data
     if not path.exists():
-        where = f"{case.root / 'case.yaml'}, dataset {dataset.name}" if dataset else str(path)
+        where = f"{case.root / 'case.yaml'}, dataset {dataset.name}" if dataset and case else str(path)
         raise DataError(
             f"no data at {path}",
             where=where,
@@ -411,6 +414,7 @@ def _context(engine: str):
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source: Any
     if engine == "spark":
         source = context.data_sources.add_spark(name="idsp-spark")
     else:
@@ -502,7 +506,7 @@ def _identifier_kind(privacy, value: Any) -> str | None:
     for kind in ("bsn", "iban", "email", "phone"):
         if privacy.KINDS[kind].check(value):
             return kind
-    found = privacy.find_in_text(str(value)) if isinstance(value, str) else []
+    found = privacy.find_identifiers(str(value)) if isinstance(value, str) else []
     return found[0][0] if found else None
 
 
@@ -519,7 +523,7 @@ def _describe_failure(o: ExpectationOutcome) -> str:
     return f"{o.type}{where}{count}{pct}"
 
 
-def _results_dir(case: Case | None, output_dir, result: QualityResult) -> Path | None:
+def _results_dir(case: CaseFile | None, output_dir, result: QualityResult) -> Path | None:
     if output_dir is not None:
         return Path(output_dir)
     if case is None:

@@ -1,7 +1,13 @@
-"""Scanning files for raw identifiers: tables per column, other text files per line.
+"""Scanning one file for raw identifiers: tables per column, every other text file per line.
 
-Rule: findings carry masked examples only. A line can opt out with the comment
-``idsp: allow-pii`` (for test fixtures of generated, non-real numbers); tables cannot.
+Rule: one answer per file for every caller — ``idsp data scan`` (and so the case's
+pre-commit hook) and the MLflow guard both call ``scan_path``. Tables (.csv .tsv .xlsx
+.xlsm .parquet .pq) go through the column scan; any other file is text when its first
+8 KiB hold no NUL byte, and is checked line by line by the one text check
+(``idsp.privacy.check``); a text file over ``MAX_TEXT_BYTES`` is refused
+(``TooLargeToCheck``), never skipped. Binary files are skipped and say so. Findings carry
+masked examples only. A line can opt out with the comment ``idsp: allow-pii`` (for test
+fixtures of generated, non-real numbers); tables cannot.
 """
 
 from __future__ import annotations
@@ -10,11 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from idsp.data import CSV_SUFFIXES, EXCEL_SUFFIXES, PARQUET_SUFFIXES
-from idsp.privacy import Finding
+from idsp.data import EXCEL_SUFFIXES, PARQUET_SUFFIXES, read_table
+from idsp.errors import DataError
+from idsp.privacy import Finding, find_identifiers, read_text, scan
 
 ALLOW_MARK = "idsp: allow-pii"
-MAX_TEXT_BYTES = 20 * 1024 * 1024
+# .txt is also a CSV suffix for reading tables, but a .txt in a case is notes or logs far
+# more often than data: as text it is checked line by line and cannot fail to parse.
+TABLE_SUFFIXES = {".csv", ".tsv"} | EXCEL_SUFFIXES | PARQUET_SUFFIXES
+EXAMPLES = 3
+TEXT_COLUMN = "text"  # the column name of findings in a text file
 
 
 @dataclass
@@ -34,42 +45,33 @@ class FileScan:
 
 
 def scan_path(path: str | Path, *, min_share: float = 0.5) -> FileScan:
-    from idsp.data import read_table
-    from idsp.errors import DataError
-
+    """The identifiers in one file; ``DataError`` if it is missing or an unreadable table."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", where=str(path))
     suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES | EXCEL_SUFFIXES | PARQUET_SUFFIXES:
-        from idsp.privacy import scan
-
-        frame = read_table(path, infer=False) if suffix not in PARQUET_SUFFIXES else read_table(path)
+    if suffix in TABLE_SUFFIXES:
+        frame = read_table(path) if suffix in PARQUET_SUFFIXES else read_table(path, infer=False)
         return FileScan(path, len(frame), scan(frame, min_share=min_share))
     return _scan_text(path)
 
 
 def _scan_text(path: Path) -> FileScan:
-    from idsp.privacy import find_in_text
-
-    if path.stat().st_size > MAX_TEXT_BYTES:
-        return FileScan(path, skipped="larger than 20 MiB")
-    raw = path.read_bytes()
-    if b"\0" in raw[:8192]:
+    text = read_text(path)
+    if text is None:
         return FileScan(path, skipped="binary")
-    text = raw.decode("utf-8", errors="replace")
     per_kind: dict[str, list] = {}
     lines = text.splitlines()
     for number, line in enumerate(lines, start=1):
         if ALLOW_MARK in line:
             continue
-        for kind, masked in find_in_text(line):
+        for kind, masked in find_identifiers(line):
             slot = per_kind.setdefault(kind, [0, []])
             slot[0] += 1
-            if len(slot[1]) < 3:
+            if len(slot[1]) < EXAMPLES:
                 slot[1].append(f"line {number}: {masked}")
     findings = [
-        Finding("text", kind, count, round(count / max(len(lines), 1), 4), tuple(ex), True)
+        Finding(TEXT_COLUMN, kind, count, round(count / max(len(lines), 1), 4), tuple(ex), True)
         for kind, (count, ex) in per_kind.items()
     ]
     return FileScan(path, len(lines), findings)

@@ -118,7 +118,7 @@ class DeadTrackingServer(types.ModuleType):
         super().__init__("idsp.tracking")
         self.asked = 0
 
-    def last_run(self, case):
+    def last_run(self, case, *, config=None):
         self.asked += 1
         raise ConnectionError("connection refused on 127.0.0.1:5000")
 
@@ -128,7 +128,7 @@ class TrackingWithOneRun(types.ModuleType):
         super().__init__("idsp.tracking")
 
     @staticmethod
-    def last_run(case):
+    def last_run(case, *, config=None):
         return {
             "run_id": "abc123",
             "start_time": "2026-11-28T10:00:00",

@@ -51,15 +51,15 @@ def test_new_case_is_a_ready_repository_whose_tests_and_pipeline_run(cli, tmp_pa
     answers = yaml.safe_load((case / ".copier-answers.yml").read_text())
     assert answers["_commit"] == "v1.0.0" and answers["_src_path"] == "idsp-templates/case"
     # the checklist from legal_ethics, committed with the rest
-    legal_ethics = pytest.importorskip("legal_ethics")
-    if hasattr(legal_ethics, "init_checklist"):
-        assert made["checklist"] == "ethics/checklist.yaml"
-        assert "ethics/checklist.yaml" in tracked
-        code, out, _ = cli("case", "status", "--json", "--no-runs")
-        from idsp.case import Case
+    from idsp.case import Case
 
-        expected = legal_ethics.status(Case.open(case))
-        assert json.loads(out)["cases"][0]["checklist"] == expected != "none"
+    import legal_ethics
+
+    assert made["checklist"] == "ethics/checklist.yaml"
+    assert "ethics/checklist.yaml" in tracked
+    code, out, _ = cli("case", "status", "--json", "--no-runs")
+    expected = legal_ethics.status(Case.open(case))
+    assert json.loads(out)["cases"][0]["checklist"] == expected != "none"
 
     # the generated project's own tests pass
     proc = _run(
@@ -227,10 +227,6 @@ def test_precommit_blocks_secrets_identifiers_and_strips_notebooks(cli, tmp_path
     assert stripped["cells"][1]["outputs"] == []
 
     # raw identifiers: the idsp hook refuses the file (needs `idsp data scan`)
-    from idsp.cli import GROUPS
-
-    if ("data", "data") not in GROUPS:
-        pytest.skip("`idsp data scan` is not part of this idsp yet")
     raw = case / "data" / "synthetic" / "contacts.csv"
     raw.write_text("naam;bsn;email\nA;111222333;a.jansen@example.nl\nB;123456782;b@example.org\n")
     clean = case / "data" / "synthetic" / "counts.csv"

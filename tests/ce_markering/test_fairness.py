@@ -72,7 +72,7 @@ def test_the_process_bias_is_found_beside_the_model(runs):
 
 def test_group_rates_agree_with_fairlearn(frame, runs):
     """Our vectorised metrics are fairlearn's definitions (checked on the random arm)."""
-    from idsp import fairness as platform_fairness
+    from idsp.tracking import fairness as platform_fairness
 
     trained, evaluation, fair = runs["with"]
     test = frame[frame["decision_date"].dt.year == 2025]

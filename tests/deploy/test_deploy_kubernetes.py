@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from idsp import __version__
 from idsp.config import load_config
 from idsp.deploy import kubernetes as k8s
 
-CHART = Path(__file__).resolve().parents[2].parent / "shared" / "upstream" / "z2jh"
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT.parent / "shared" / "upstream" / "z2jh"
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +150,19 @@ def test_mlflow_runs_on_postgres_and_s3_with_auth(tmp_path):
     assert claims[0]["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
-def test_extra_config_hook_is_valid_python(tmp_path):
+def test_the_hook_and_its_password_module_come_from_files(tmp_path):
     values = k8s.render_values(_cfg(tmp_path))
-    source = values["hub"]["extraConfig"][k8s.EXTRA_CONFIG_KEY]
-    compile(source, "extraConfig", "exec")
+    hook = (ROOT / "deploy" / "kubernetes" / "hub_hook.py").read_text()
+    assert values["hub"]["extraConfig"] == {k8s.EXTRA_CONFIG_KEY: hook}
+    module = values["hub"]["extraFiles"][k8s.PASSWORD_MODULE_KEY]
+    assert module["stringData"] == (ROOT / "platform" / "idsp" / "hub" / "mlflow_password.py").read_text()
+    assert module["mountPath"].startswith("/usr/local/etc/jupyterhub/")  # the hub's sys.path
+
+
+def test_user_servers_run_the_idsp_image(tmp_path):
+    values = k8s.render_values(_cfg(tmp_path))
+    assert values["singleuser"]["image"] == {"name": "registry.example.org/idsp/idsp-singleuser", "tag": __version__}
+    pinned = k8s.render_values(_cfg(tmp_path / "b", extra={"IDSP_KUBERNETES__IMAGE": "registry:5000/x/idsp:7"}))
+    assert pinned["singleuser"]["image"] == {"name": "registry:5000/x/idsp", "tag": "7"}
+    untagged = k8s.render_values(_cfg(tmp_path / "c", extra={"IDSP_KUBERNETES__IMAGE": "registry:5000/x/idsp"}))
+    assert untagged["singleuser"]["image"] == {"name": "registry:5000/x/idsp", "tag": __version__}

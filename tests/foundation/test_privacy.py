@@ -11,6 +11,7 @@ import pytest
 from idsp import privacy
 from idsp.errors import KeyStoreError, UserError
 from idsp.keys import KeyStore
+from idsp.privacy import pseudonyms
 from testkit.identifiers import make_bsn, make_iban
 
 
@@ -233,7 +234,7 @@ def test_distinct_digit_column_skips_factorising_with_the_same_result(store, rng
     values[3] = zero[1:]  # the same BSN as `zero`, leading zero dropped by a spreadsheet
     values[5] = make_bsn(rng, valid=False)
     values[6] = None
-    codes, per_row = privacy._factorize(pd.Series(values, dtype="str"), "bsn")
+    codes, per_row = pseudonyms._factorize(pd.Series(values, dtype="str"), "bsn")
     assert not per_row.distinct and len(per_row) == len(values) - 1  # the skip path: one entry per present row
     fast = privacy.pseudonymise(pd.DataFrame({"b": pd.Series(values, dtype="str")}), {"b": "bsn"}, "distinct",
                                 key=key)
@@ -264,10 +265,10 @@ def test_mostly_distinct_estimate():
     import numpy as np
 
     gen = np.random.default_rng(7)
-    assert privacy._mostly_distinct(gen.permutation(1_000_000))
-    assert not privacy._mostly_distinct(gen.integers(0, 100_000, 1_000_000))  # 10 rows per value
+    assert pseudonyms._mostly_distinct(gen.permutation(1_000_000))
+    assert not pseudonyms._mostly_distinct(gen.integers(0, 100_000, 1_000_000))  # 10 rows per value
     skewed = np.concatenate([np.zeros(300_000, dtype=np.int64), gen.permutation(700_000) + 1])
-    assert not privacy._mostly_distinct(skewed)  # one value in 30 % of the rows
+    assert not pseudonyms._mostly_distinct(skewed)  # one value in 30 % of the rows
 
 
 def test_vectorised_digit_checks_agree_with_the_scalar_ones_on_odd_shapes(rng):

@@ -33,7 +33,7 @@ def test_defaults_are_secure():
     assert c.JupyterHub.hub_ip == "127.0.0.1"
     assert c.JupyterHub.cookie_secret_file.endswith("jupyterhub_cookie_secret")
     names = [s["name"] for s in c.JupyterHub.services]
-    assert names == ["mlflow", "idle-culler"]
+    assert names == ["mlflow", "idle-culler", "idsp"]
     culler = c.JupyterHub.services[1]["command"]
     assert "--timeout=3600" in culler and "--cull-every=300" in culler
     assert c.JupyterHub.load_roles[0]["scopes"] == configurer.CULLER_SCOPES
@@ -63,8 +63,8 @@ def test_config_values_reach_the_traitlets():
     assert c.Spawner.cpu_limit == 2.0
     assert c.NativeAuthenticator.minimum_password_length == 16
     assert c.JupyterHub.port == 9000
-    assert [s["name"] for s in c.JupyterHub.services] == ["mlflow"]
-    assert c.JupyterHub.load_roles == []
+    assert [s["name"] for s in c.JupyterHub.services] == ["mlflow", "idsp"]
+    assert [r["name"] for r in c.JupyterHub.load_roles] == ["user"]
 
 
 def test_case_index_becomes_case_groups(tmp_path, build_tree):

@@ -148,7 +148,8 @@ def test_help_and_import_stay_light():
         "from idsp.cli import run\n"
         "for group in ('quality', 'tracking'):\n"
         "    run([group, '--help'])\n"
-        "import idsp.quality, idsp.tracking, idsp.model_card, idsp.fairness, idsp.tracking_server\n"
+        "import idsp.quality, idsp.tracking, idsp.tracking.model_card, idsp.tracking.fairness, idsp.tracking.server\n"
+        "import idsp.case\n"
         "heavy = [m for m in ('pandas', 'great_expectations', 'mlflow', 'dvc', 'sklearn') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

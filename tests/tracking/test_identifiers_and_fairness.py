@@ -69,7 +69,7 @@ def test_parquet_artefact_with_a_bsn_column_is_refused(tmp_path):
 
 def test_fairness_report_with_bootstrap_and_control(tmp_path):
     import numpy as np
-    from idsp import fairness
+    from idsp.tracking import fairness
 
     rng = np.random.default_rng(0)
     n = 2000
@@ -105,7 +105,7 @@ def test_rate_functions_match_fairlearn_and_sklearn():
         selection_rate,
         true_positive_rate,
     )
-    from idsp import fairness
+    from idsp.tracking import fairness
     from sklearn.metrics import precision_score
 
     rng = np.random.default_rng(3)

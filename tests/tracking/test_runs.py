@@ -324,3 +324,19 @@ def test_a_development_approval_allows_development_runs_that_cannot_register(cas
             pass
     assert any("approved for development only" in r for r in refused.value.reasons)
     assert len(runs_of(tracked, case)) == before  # the refused run left nothing on the server
+
+
+def test_model_card_of_a_closed_run_is_logged_from_the_cli_and_register_needs_the_case(
+    case, tracked, cli, monkeypatch, tmp_path
+):
+    with case.run("verkenning", datasets=["synthetisch"]) as run:
+        run.log_metric("auc", 0.7)
+    monkeypatch.chdir(case.root)
+    code, out, err = cli("tracking", "model-card", run.run_id, "-o", str(tmp_path / "card"), "--log", "--json")
+    assert code == 0, err
+    logged = {a.path for a in MlflowClient(tracked.url).list_artifacts(run.run_id, "model_card")}
+    assert logged == {"model_card/model-card.md", "model_card/model-card.html"}
+    assert "Purpose (doelbinding)" in (tmp_path / "card" / "model-card.md").read_text()  # the case was found here
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("tracking", "register", run.run_id, "ce-model")
+    assert code == 2 and "no case project here" in err

@@ -7,13 +7,21 @@ import nothing heavy at the top (no pandas, great_expectations, mlflow, dvc, skl
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
 from typer import exceptions as typer_errors
 
 from idsp import __version__
+from idsp.cli import case as cli_case
+from idsp.cli import config as cli_config
+from idsp.cli import data as cli_data
+from idsp.cli import deploy as cli_deploy
+from idsp.cli import doctor as cli_doctor
+from idsp.cli import ethics as cli_ethics
+from idsp.cli import hub as cli_hub
+from idsp.cli import quality as cli_quality
+from idsp.cli import tracking as cli_tracking
 from idsp.cli._common import console_err
 from idsp.errors import IdspError
 
@@ -26,19 +34,18 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-# (module below idsp.cli, group name); each module defines ``app`` (a Typer group) or
-# ``register(app)`` for top-level commands.
-GROUPS: list[tuple[str, str]] = [
-    ("config", "config"),
-    ("case", "case"),
-    ("ethics", "ethics"),
-    ("data", "data"),
-    ("quality", "quality"),
-    ("tracking", "tracking"),
-    ("doctor", ""),
-    ("hub", "hub"),
-    ("deploy", "deploy"),
-]
+# Each sub-command module defines ``app`` (a Typer group) or ``register(app)`` for
+# top-level commands; the table names the group each ``app`` is added as.
+GROUPS = {
+    "config": cli_config,
+    "case": cli_case,
+    "ethics": cli_ethics,
+    "data": cli_data,
+    "quality": cli_quality,
+    "tracking": cli_tracking,
+    "hub": cli_hub,
+    "deploy": cli_deploy,
+}
 
 
 def _version(value: bool) -> None:
@@ -56,12 +63,9 @@ def _root(
     """IDSP, the Inspecties-DataSciencePlatform."""
 
 
-for _module, _name in GROUPS:
-    _mod = importlib.import_module(f"idsp.cli.{_module}")
-    if _name:
-        app.add_typer(_mod.app, name=_name)
-    else:
-        _mod.register(app)
+for _name, _module in GROUPS.items():
+    app.add_typer(_module.app, name=_name)
+cli_doctor.register(app)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -75,7 +79,9 @@ def run(argv: list[str] | None = None) -> int:
         console_err().print("Aborted.")
         return 130
     except typer_errors.TyperException as exc:  # usage errors and the like
-        exc.show()
+        # Typer raises its vendored click's ClickException here, which can show itself;
+        # the base class it exports does not declare that.
+        exc.show()  # type: ignore[attr-defined]
         return exc.exit_code
     except IdspError as exc:
         console_err().print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)

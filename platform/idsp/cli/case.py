@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from idsp.cli._common import JSON_OPTION, console_err, load, print_json, spinner
 from idsp.errors import Refused, UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from idsp.case_fleet import CaseStatus
 
 app = typer.Typer(
     help="Case projects: make one from the template, update it, see which lag behind.",
@@ -141,7 +145,7 @@ def update(
             print_json([item.as_dict() for item in items])
         else:
             _print_fleet_update(items)
-        if any(item.refused or item.result.conflicts for item in items):
+        if any(item.refused or (item.result and item.result.conflicts) for item in items):
             raise typer.Exit(Refused.exit_code)
         return
     with spinner(not as_json) as progress:
@@ -259,7 +263,7 @@ def status(
             out.print(f"  {case.path}", highlight=False, soft_wrap=True)
 
 
-def _run_text(case) -> str:
+def _run_text(case: CaseStatus) -> str:
     run = case.last_run
     if not run:
         # The reason in brackets can be long; it is printed once under the table.

@@ -19,7 +19,10 @@ def scan_cmd(
     min_share: float = typer.Option(0.5, help="Share of a column that must look like KvK/postcode."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Report identifiers (BSN, IBAN, KvK, e-mail, phone, postcode) per column or line."""
+    """Report identifiers (BSN, IBAN, KvK, e-mail, phone, postcode) per column or line.
+
+    The same check guards MLflow. A text file over 20 MiB is refused (exit 1), not skipped.
+    """
     from idsp.scanning import scan_path
 
     results = []

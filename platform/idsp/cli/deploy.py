@@ -1,6 +1,7 @@
 """``idsp deploy``: render the platform for another target (Kubernetes, Zero to JupyterHub).
 
-Rule: parse and print only; ``idsp.deploy`` renders. Nothing heavy is imported at the top.
+Rule: parse and print only; ``idsp.deploy`` renders, from the deployment folder
+(``deploy/``). Nothing heavy is imported at the top.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ def kubernetes(
         help="Folder with the z2jh chart's values.schema.yaml and values.yaml to validate "
         "against (default: ../shared/upstream/z2jh beside the checkout, if present).",
     ),
+    deploy_dir: Path | None = typer.Option(
+        None,
+        "--deploy-dir",
+        help="Deployment folder to render from, with kubernetes/values.yaml and "
+        "kubernetes/hub_hook.py (default: the deploy/ folder of this checkout or installation).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Render z2jh Helm values and MLflow manifests; validate the values against the chart schema."""
@@ -42,7 +49,7 @@ def kubernetes(
     from idsp.deploy import kubernetes as k8s
 
     cfg = load(config)
-    files = k8s.write(cfg, out)
+    files = k8s.write(cfg, out, deploy_dir)
     chart = chart_dir or _default_chart_dir()
     validated = None
     if chart is not None:
@@ -52,7 +59,7 @@ def kubernetes(
         schema = yaml.safe_load(schema_file.read_text(encoding="utf-8"))
         defaults_file = chart / "values.yaml"
         defaults = yaml.safe_load(defaults_file.read_text(encoding="utf-8")) if defaults_file.is_file() else {}
-        errors = k8s.validate_values(k8s.render_values(cfg), schema, defaults)
+        errors = k8s.validate_values(k8s.render_values(cfg, deploy_dir), schema, defaults)
         if errors:
             raise UserError(
                 "the rendered values do not validate against the z2jh schema: " + "; ".join(errors[:10]),

@@ -8,6 +8,7 @@ no (gate refused, audit log broken, refused step), 2 for bad usage or input.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import typer
 
@@ -55,7 +56,7 @@ def init(force: bool = typer.Option(False, "--force", help="Rebuild an existing 
         print_json(data)
         return
     console().print(f"checklist written: {path}")
-    console().print(f"{data['items']} items, {data['blocking']} blocking; sign-off: {', '.join(data['signoff_roles'])}")
+    console().print(f"{data['items']} items, {data['blocking']} blocking; sign-off: {', '.join(defn.signoff_roles)}")
     for line in defn.prescan.get("because", []):
         console().print(f"  pre-scan: {line}", highlight=False)
 
@@ -85,7 +86,7 @@ def status(items: bool = typer.Option(False, "--items", help="List every item wi
     c = _case(case)
     st = state.evaluate(c)
     data = st.as_dict()
-    if st.definition is not None:
+    if st.definition is not None and st.answers is not None:
         data["open_points"] = checklist.item_problems(c, st.definition, st.answers) + checklist.evidence_problems(c, st.answers)
         answered = st.answers.answers
         data["items"] = [
@@ -219,10 +220,11 @@ def verify(dataset: list[str] = typer.Option([], "--dataset", "-d", help="Datase
     """The run gate: exit 0 if a run may start, 1 with every reason if not."""
     from legal_ethics import audit, gate
     from legal_ethics.reviewers import current_user
+    from legal_ethics.schema import Purpose
 
     c = _case(case)
     names = list(dataset) or [d.name for d in c.spec.datasets if d.official] or [d.name for d in c.spec.datasets]
-    decision = gate.check(c, names, purpose=purpose)
+    decision = gate.check(c, names, purpose=cast(Purpose, purpose))  # the gate refuses an unknown one
     audit.append("gate.checked", actor=current_user(), case_id=c.id, datasets=names, allowed=decision.allowed,
                  purpose=purpose,
                  official=decision.official, reasons=decision.reasons, checklist_hash=decision.checklist_hash,
@@ -344,8 +346,8 @@ def reviewer_list(as_json: bool = JSON_OPTION) -> None:
         print_json({"registry": str(registry_path(cfg)), "reviewers": rows})
         return
     table = Table("username", "name", "roles", "vouched by audit log")
-    for row in rows:
-        table.add_row(row["username"], row["name"], ", ".join(row["roles"]), "yes" if row["vouched"] else "NO")
+    for r in reg.reviewers:
+        table.add_row(r.username, r.name, ", ".join(r.roles), "yes" if vouched.get(r.username) == r.fingerprint else "NO")
     console().print(table)
 
 
@@ -418,8 +420,8 @@ def catalogue_list(as_json: bool = JSON_OPTION) -> None:
         print_json(rows)
         return
     table = Table("id", "title", "version", "items", "source")
-    for r in rows:
-        table.add_row(r["id"], r["title"], r["version"], str(r["items"]), f"{r['source']}@{(r['commit'] or '')[:7]}")
+    for cat in catalogue.catalogues():
+        table.add_row(cat.id, cat.title, cat.version, str(len(cat.items)), f"{cat.upstream.repo}@{(cat.upstream.commit or '')[:7]}")
     console().print(table)
 
 

@@ -48,7 +48,7 @@ def serve(
     config: str = CONFIG_OPTION,
 ) -> None:
     """Run the tracking server in the foreground; Ctrl-C or SIGTERM stops it and all its workers."""
-    from idsp import tracking_server as ts
+    from idsp.tracking import server as ts
 
     spec = ts.prepare(
         load(config),
@@ -84,9 +84,18 @@ def model_card(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Write the model card (Markdown and HTML) of a run: checklist, data, quality, fairness."""
-    from idsp import model_card as mc
+    from idsp.case import Case
+    from idsp.errors import CaseError
+    from idsp.tracking import model_card as mc
 
-    paths = mc.write(run_id, output=output, log=log, config=load(config))
+    cfg = load(config)
+    try:  # inside a case project the card adds its purpose and legal basis
+        case = Case.open()
+    except CaseError:
+        case = None
+    paths = mc.write(run_id, output=output, config=cfg, case=case)
+    if log:
+        mc.log(run_id, paths, config=cfg)
     if as_json:
         print_json({k: str(v) for k, v in paths.items()})
     else:
@@ -104,8 +113,10 @@ def register(
 ) -> None:
     """Register a run's model; refused (exit 1) unless the run is official and approved."""
     from idsp import tracking
+    from idsp.case import Case
 
-    version = tracking.register_model(run_id, name, artifact_path=artifact_path, config=load(config))
+    case = Case.open()  # the gate is asked again for the run's case: the one here
+    version = tracking.register_model(run_id, name, case=case, artifact_path=artifact_path, config=load(config))
     if as_json:
         print_json(version)
     else:

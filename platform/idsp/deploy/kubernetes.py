@@ -2,117 +2,48 @@
 
 Rule: ``render_values`` is the Kubernetes counterpart of ``idsp.hub.configurer.apply``: the
 same settings (limits, culling, password-free OIDC login, groups, cases, MLflow wiring),
-rendered as chart values that validate against the chart's own ``values.schema``. No secret
-value appears in the output; ``secret_refs`` lists every Secret the cluster must hold.
+rendered as chart values that validate against the chart's own ``values.schema``. The fixed
+part is read from the deployment folder (``kubernetes/values.yaml``, ``kubernetes/hub_hook.py``);
+what ``platform.yaml`` decides is merged over it and never also set there. No secret value
+appears in the output; ``secret_refs`` lists every Secret the cluster must hold.
 """
 
 from __future__ import annotations
 
 import copy
-import re
+from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from idsp.config import PlatformConfig
-from idsp.hub.cases import read_index
+from idsp.deploy.folder import deploy_root, read_text
+from idsp.deploy.manifests import MLFLOW_PORT, MLFLOW_SELECTOR, cases, mlflow_url, render_manifests
+from idsp.deploy.secrets import secret_env, secret_refs, secrets_md, split_ref
+from idsp.errors import UserError
+from idsp.files import atomic_write
+from idsp.hub import mlflow_password
 
-MLFLOW_PORT = 5000
+__all__ = ["render_manifests", "render_values", "secret_refs", "validate_values", "write"]
+
+OVERLAY = "kubernetes/values.yaml"
+HOOK = "kubernetes/hub_hook.py"
 EXTRA_CONFIG_KEY = "idsp-00-profiles-and-cases"
-
-# Runs inside the hub pod (z2jh image: KubeSpawner, tornado): profiles per group, one
-# volume per case the user is a member of, MLflow account and credentials per user.
-EXTRA_CONFIG = r'''
-import base64, hashlib, hmac, json, os
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from z2jh import get_config
-
-_cases = get_config("custom.idsp.cases", [])
-_profiles = get_config("custom.idsp.profiles", [])
-_mlflow = get_config("custom.idsp.mlflow", {})
+# The hook imports `idsp.hub.mlflow_password`; mounted below the hub's config folder (on the
+# hub's sys.path) it is found as a namespace package, the chart's image has no idsp.
+PASSWORD_MODULE_KEY = "idsp-mlflow-password"
+PASSWORD_MODULE_PATH = "/usr/local/etc/jupyterhub/idsp/hub/mlflow_password.py"
 
 
-def _groups(spawner):
-    return {g.name for g in spawner.user.groups}
-
-
-def _profile_list(spawner):
-    mine = _groups(spawner)
-    return [
-        {k: v for k, v in p.items() if k != "groups"}
-        for p in _profiles
-        if not p.get("groups") or mine & set(p["groups"])
-    ]
-
-
-async def _mlflow_call(method, path, body):
-    auth = base64.b64encode(
-        f"{_mlflow['adminUser']}:{os.environ['IDSP_MLFLOW_ADMIN_PASSWORD']}".encode()
-    ).decode()
-    try:
-        return await AsyncHTTPClient().fetch(
-            _mlflow["url"] + path, method=method, body=body and json.dumps(body),
-            headers={"Authorization": "Basic " + auth, "Content-Type": "application/json"},
-        )
-    except HTTPClientError as exc:
-        return exc.response
-
-
-async def _pre_spawn(spawner):
-    mine = _groups(spawner)
-    for case in _cases:
-        if case["group"] in mine:
-            spawner.volumes = spawner.volumes + [
-                {"name": case["volume"], "persistentVolumeClaim": {"claimName": case["claim"]}}
-            ]
-            spawner.volume_mounts = spawner.volume_mounts + [
-                {"name": case["volume"], "mountPath": case["mountPath"]}
-            ]
-    name = spawner.user.name
-    password = hmac.new(
-        os.environ["IDSP_MLFLOW_USER_KEY"].encode(), f"mlflow:{name}".encode(), hashlib.sha256
-    ).hexdigest()
-    r = await _mlflow_call("POST", "/api/2.0/mlflow/users/create", {"username": name, "password": password})
-    if r is not None and r.code not in (200, 400):
-        raise RuntimeError(f"MLflow user {name}: HTTP {r.code}")
-    for case in _cases:
-        if case["group"] in mine:
-            await _mlflow_call("POST", "/api/2.0/mlflow/experiments/create", {"name": case["id"]})
-            r = await _mlflow_call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=" + case["id"], None)
-            if r is not None and r.code == 200:
-                exp = json.loads(r.body)["experiment"]["experiment_id"]
-                await _mlflow_call("POST", "/api/3.0/mlflow/users/permissions/grant", {
-                    "username": name, "resource_type": "experiment",
-                    "resource_id": exp, "permission": "EDIT"})
-    spawner.environment.update({
-        "MLFLOW_TRACKING_URI": _mlflow["url"],
-        "MLFLOW_TRACKING_USERNAME": name,
-        "MLFLOW_TRACKING_PASSWORD": password,
-    })
-
-
-c.KubeSpawner.profile_list = _profile_list
-c.KubeSpawner.pre_spawn_hook = _pre_spawn
-'''
-
-
-def _split_ref(ref: str, default_key: str) -> tuple[str, str]:
-    name, _, key = ref.partition("/")
-    return name, key or default_key
-
-
-def _secret_env(name: str, ref: str, default_key: str) -> dict:
-    secret, key = _split_ref(ref, default_key)
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:50]
-
-
-def _size_k8s(memory: str) -> str:
-    return memory  # platform.yaml sizes (512M, 2G) are valid Kubernetes quantities
+def image_ref(ref: str, default_tag: str) -> tuple[str, str]:
+    """(name, tag) of ``registry/name[:tag]``; a port (``host:5000/x``) is not a tag."""
+    name, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        return ref, default_tag
+    return name, tag
 
 
 def _authenticator(cfg: PlatformConfig) -> tuple[dict, list]:
@@ -150,29 +81,9 @@ def _authenticator(cfg: PlatformConfig) -> tuple[dict, list]:
             "auth_state_groups_key": f"oauth_user.{o.groups_claim}",
         }
         klass = "generic-oauth"
-    config = {
-        "JupyterHub": {"authenticator_class": klass, "admin_access": False},
-        section: settings,
-    }
-    env = [_secret_env("OAUTH_CLIENT_SECRET", o.client_secret_ref, "client-secret")]
+    config = {"JupyterHub": {"authenticator_class": klass}, section: settings}
+    env = [secret_env("OAUTH_CLIENT_SECRET", o.client_secret_ref, "client-secret")]
     return config, env
-
-
-def _cases(cfg: PlatformConfig) -> list[dict]:
-    out = []
-    for case in read_index(cfg.path("case_index"), cfg.path("cases_root")):
-        slug = _slug(case.id)
-        out.append(
-            {
-                "id": case.id,
-                "group": case.group,
-                "volume": f"case-{slug}",
-                "claim": f"idsp-case-{slug}",
-                "mountPath": f"/home/jovyan/cases/{case.id}",
-                "members": list(case.members),
-            }
-        )
-    return out
 
 
 def _profiles(cfg: PlatformConfig) -> list[dict]:
@@ -186,226 +97,135 @@ def _profiles(cfg: PlatformConfig) -> list[dict]:
         }
     ]
     for name in cfg.hub.inspectorates:
-        group = f"inspectorate-{name.lower()}"
         profiles.append(
             {
                 "display_name": f"{name}: groot (2x geheugen)",
                 "slug": f"{name.lower()}-large",
                 "description": f"Voor leden van {name}",
-                "groups": [group],
-                "kubespawner_override": {
-                    "mem_limit": _double(lim.memory),
-                    "cpu_limit": lim.cpu * 2,
-                },
+                "groups": [f"inspectorate-{name.lower()}"],
+                "kubespawner_override": {"mem_limit": _double(lim.memory), "cpu_limit": lim.cpu * 2},
             }
         )
     return profiles
 
 
 def _double(memory: str) -> str:
+    # platform.yaml sizes (512M, 2G) are valid Kubernetes quantities as they are
     number, unit = memory[:-1], memory[-1]
     return f"{float(number) * 2:g}{unit}"
 
 
-def render_values(cfg: PlatformConfig) -> dict[str, Any]:
-    """The z2jh chart values for ``cfg`` (to be merged by Helm over the chart defaults)."""
+def _secret_from(secret: str, key: str) -> dict:
+    return {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _hub(cfg: PlatformConfig, root: Path) -> dict[str, Any]:
     k = cfg.kubernetes
     auth_config, auth_env = _authenticator(cfg)
-    image, _, tag = k.image.rpartition(":")
-    mlflow_url = f"http://idsp-mlflow.{k.namespace}.svc.cluster.local:{MLFLOW_PORT}"
-    storage: dict[str, Any] = {
-        "type": "dynamic",
-        "capacity": k.home_volume_size,
+    pg_secret, pg_key = split_ref(k.postgres_secret_ref, "hub-password")
+    db_host = f"idsp-postgres.{k.namespace}.svc.cluster.local:5432"
+    return {
+        "baseUrl": cfg.hub.base_url,
+        "config": auth_config,
+        "db": {"type": "postgres", "url": f"postgresql+psycopg2://jupyterhub@{db_host}/jupyterhub"},
+        "extraEnv": {
+            # libpq reads the password from the environment: no password in the values.
+            "PGPASSWORD": _secret_from(pg_secret, pg_key),
+            "IDSP_MLFLOW_ADMIN_PASSWORD": _secret_from(k.mlflow_secrets_ref, "admin-password"),
+            "IDSP_MLFLOW_USER_KEY": _secret_from(k.mlflow_secrets_ref, "user-key"),
+            **{e["name"]: {"valueFrom": e["valueFrom"]} for e in auth_env},
+        },
+        "extraConfig": {EXTRA_CONFIG_KEY: read_text(root, HOOK)},
+        "extraFiles": {
+            PASSWORD_MODULE_KEY: {
+                "mountPath": PASSWORD_MODULE_PATH,
+                "stringData": Path(mlflow_password.__file__).read_text(encoding="utf-8"),
+            }
+        },
     }
+
+
+def _singleuser(cfg: PlatformConfig) -> dict[str, Any]:
+    k = cfg.kubernetes
+    lim = cfg.hub.limits
+    # The installed distribution's version (idsp/__init__ is the public API, a layer above).
+    name, tag = image_ref(k.image, version("idsp"))
+    storage: dict[str, Any] = {"type": "dynamic", "capacity": k.home_volume_size}
     if k.storage_class:
         storage["dynamic"] = {"storageClass": k.storage_class}
-    values: dict[str, Any] = {
-        "hub": {
-            "baseUrl": cfg.hub.base_url,
-            "config": auth_config,
-            "db": {"type": "postgres", "url": f"postgresql+psycopg2://jupyterhub@idsp-postgres.{k.namespace}.svc.cluster.local:5432/jupyterhub"},
-            "extraEnv": {
-                # libpq reads the password from the environment: no password in the values.
-                "PGPASSWORD": {"valueFrom": {"secretKeyRef": {"name": _split_ref(k.postgres_secret_ref, "hub-password")[0], "key": _split_ref(k.postgres_secret_ref, "hub-password")[1]}}},
-                "IDSP_MLFLOW_ADMIN_PASSWORD": {"valueFrom": {"secretKeyRef": {"name": k.mlflow_secrets_ref, "key": "admin-password"}}},
-                "IDSP_MLFLOW_USER_KEY": {"valueFrom": {"secretKeyRef": {"name": k.mlflow_secrets_ref, "key": "user-key"}}},
-                **{e["name"]: {"valueFrom": e["valueFrom"]} for e in auth_env},
-            },
-            "extraConfig": {EXTRA_CONFIG_KEY: EXTRA_CONFIG},
-            "networkPolicy": {"enabled": True},
-            "loadRoles": {},
+    return {
+        "image": {"name": name, "tag": tag},
+        "cpu": {"limit": lim.cpu, "guarantee": min(0.5, lim.cpu)},
+        "memory": {"limit": lim.memory, "guarantee": lim.memory},
+        "storage": storage,
+        "networkPolicy": {
+            "egress": [
+                {
+                    "to": [{"podSelector": {"matchLabels": MLFLOW_SELECTOR}}],
+                    "ports": [{"port": MLFLOW_PORT, "protocol": "TCP"}],
+                }
+            ],
         },
-        "proxy": {
-            "service": {"type": "ClusterIP"},
-            "chp": {"networkPolicy": {"enabled": True}},
-        },
-        "singleuser": {
-            "image": {"name": image, "tag": tag or "latest"},
-            "cpu": {"limit": cfg.hub.limits.cpu, "guarantee": min(0.5, cfg.hub.limits.cpu)},
-            "memory": {"limit": _size_k8s(cfg.hub.limits.memory), "guarantee": _size_k8s(cfg.hub.limits.memory)},
-            "storage": storage,
-            "defaultUrl": "/lab",
-            "allowPrivilegeEscalation": False,
-            "networkPolicy": {
-                "enabled": True,
-                "egressAllowRules": {
-                    "cloudMetadataServer": False,
-                    "privateIPs": False,
-                    "nonPrivateIPs": False,
-                    "dnsPortsCloudMetadataServer": False,
-                    "dnsPortsKubeSystemNamespace": True,
-                    "dnsPortsPrivateIPs": True,
-                },
-                "egress": [
-                    {
-                        "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "idsp-mlflow"}}}],
-                        "ports": [{"port": MLFLOW_PORT, "protocol": "TCP"}],
-                    }
-                ],
-            },
-            "extraEnv": {"IDSP_HOME": "/home/jovyan/.idsp"},
-        },
+        "extraEnv": {"IDSP_HOME": "/home/jovyan/.idsp"},
+    }
+
+
+def platform_values(cfg: PlatformConfig, root: Path) -> dict[str, Any]:
+    """The chart values ``platform.yaml`` decides (merged over the overlay file)."""
+    k = cfg.kubernetes
+    return {
+        "hub": _hub(cfg, root),
+        "singleuser": _singleuser(cfg),
         "cull": {
             "enabled": cfg.hub.cull.enabled,
             "timeout": cfg.hub.cull.timeout_seconds,
             "every": cfg.hub.cull.every_seconds,
         },
-        "ingress": {
-            "enabled": True,
-            "hosts": [k.hub_host],
-            "tls": [{"hosts": [k.hub_host], "secretName": "idsp-tls"}],
-        },
+        "ingress": {"hosts": [k.hub_host], "tls": [{"hosts": [k.hub_host], "secretName": "idsp-tls"}]},
         "custom": {
             "idsp": {
-                "cases": _cases(cfg),
+                "cases": cases(cfg),
                 "profiles": _profiles(cfg),
-                "mlflow": {"url": mlflow_url, "adminUser": "idsp-mlflow-admin"},
+                "mlflow": {"url": mlflow_url(cfg), "adminUser": "idsp-mlflow-admin"},
             }
         },
-        "debug": {"enabled": False},
     }
-    return values
 
 
-def secret_refs(cfg: PlatformConfig) -> list[tuple[str, str, str]]:
-    """(secret, key, what) for every Secret the rendered output refers to."""
-    k = cfg.kubernetes
-    oidc_name, oidc_key = _split_ref(k.oidc.client_secret_ref, "client-secret")
-    pg_name, pg_key = _split_ref(k.postgres_secret_ref, "hub-password")
-    return [
-        (oidc_name, oidc_key, f"OIDC client secret of `{k.oidc.client_id}` ({k.oidc.provider})"),
-        (pg_name, pg_key, "password of PostgreSQL role `jupyterhub` (hub database)"),
-        (pg_name, "mlflow-uri", "postgresql://mlflow:PASSWORD@HOST:5432/mlflow (MLflow backend store)"),
-        (k.s3.credentials_ref, "AWS_ACCESS_KEY_ID", f"S3 access key for bucket `{k.s3.bucket}`"),
-        (k.s3.credentials_ref, "AWS_SECRET_ACCESS_KEY", "S3 secret key"),
-        (k.mlflow_secrets_ref, "basic_auth.ini", "MLflow basic-auth config (default_permission = NO_PERMISSIONS)"),
-        (k.mlflow_secrets_ref, "admin-password", "MLflow admin password (same as in basic_auth.ini)"),
-        (k.mlflow_secrets_ref, "user-key", "HMAC key that derives each user's MLflow password"),
-        ("idsp-tls", "tls.crt/tls.key", f"TLS certificate for {k.hub_host}"),
-    ]
+def value_paths(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Key paths of the leaves; an empty mapping and a list are leaves."""
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from value_paths(value, (*path, str(key)))
+    else:
+        yield path
 
 
-def render_manifests(cfg: PlatformConfig) -> dict[str, list[dict]]:
-    """MLflow (PostgreSQL + S3), its network policy and one shared volume per case."""
-    k = cfg.kubernetes
-    labels = {"app.kubernetes.io/name": "idsp-mlflow", "app.kubernetes.io/part-of": "idsp"}
-    pg_name, _ = _split_ref(k.postgres_secret_ref, "hub-password")
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "idsp-mlflow", "namespace": k.namespace, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "idsp-mlflow"}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
-                    "containers": [
-                        {
-                            "name": "mlflow",
-                            "image": k.mlflow_image,
-                            "args": [
-                                "mlflow", "server", "--app-name", "basic-auth",
-                                "--host", "0.0.0.0", "--port", str(MLFLOW_PORT),
-                                "--backend-store-uri", "$(MLFLOW_BACKEND_STORE_URI)",
-                                "--artifacts-destination", f"s3://{k.s3.bucket}/artifacts",
-                                "--allowed-hosts", f"idsp-mlflow,idsp-mlflow.{k.namespace}.svc.cluster.local,idsp-mlflow.{k.namespace}.svc.cluster.local:{MLFLOW_PORT}",
-                            ],  # fmt: skip
-                            "env": [
-                                _secret_env("MLFLOW_BACKEND_STORE_URI", f"{pg_name}/mlflow-uri", "mlflow-uri"),
-                                _secret_env("AWS_ACCESS_KEY_ID", f"{k.s3.credentials_ref}/AWS_ACCESS_KEY_ID", ""),
-                                _secret_env("AWS_SECRET_ACCESS_KEY", f"{k.s3.credentials_ref}/AWS_SECRET_ACCESS_KEY", ""),
-                                {"name": "MLFLOW_S3_ENDPOINT_URL", "value": k.s3.endpoint_url},
-                                {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": "/etc/mlflow/basic_auth.ini"},
-                            ],
-                            "ports": [{"containerPort": MLFLOW_PORT, "name": "http"}],
-                            "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5},
-                            "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 60},
-                            "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
-                            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": False, "capabilities": {"drop": ["ALL"]}},
-                            "volumeMounts": [{"name": "auth", "mountPath": "/etc/mlflow", "readOnly": True}],
-                        }
-                    ],
-                    "volumes": [
-                        {
-                            "name": "auth",
-                            "secret": {
-                                "secretName": k.mlflow_secrets_ref,
-                                "items": [{"key": "basic_auth.ini", "path": "basic_auth.ini"}],
-                                "defaultMode": 0o400,
-                            },
-                        }
-                    ],
-                },
-            },
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "idsp-mlflow", "namespace": k.namespace, "labels": labels},
-        "spec": {"selector": {"app.kubernetes.io/name": "idsp-mlflow"}, "ports": [{"port": MLFLOW_PORT, "targetPort": "http", "name": "http"}]},
-    }
-    policy = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "idsp-mlflow", "namespace": k.namespace},
-        "spec": {
-            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "idsp-mlflow"}},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "hub"}}},
-                        {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "singleuser-server"}}},
-                    ],
-                    "ports": [{"port": MLFLOW_PORT, "protocol": "TCP"}],
-                }
-            ],
-        },
-    }
-    volumes = []
-    for case in _cases(cfg):
-        spec: dict[str, Any] = {
-            "accessModes": ["ReadWriteMany"],
-            "resources": {"requests": {"storage": k.case_volume_size}},
-        }
-        if k.storage_class:
-            spec["storageClassName"] = k.storage_class
-        volumes.append(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": case["claim"], "namespace": k.namespace, "labels": {"idsp/case": case["id"]}},
-                "spec": spec,
-            }
+def load_overlay(root: Path) -> dict[str, Any]:
+    text = read_text(root, OVERLAY)
+    try:
+        overlay = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"not valid YAML: {exc}", where=str(root / OVERLAY), fix="Correct the file") from exc
+    if not isinstance(overlay, dict):
+        raise UserError("expected a mapping of chart values", where=str(root / OVERLAY), fix="Correct the file")
+    return overlay
+
+
+def render_values(cfg: PlatformConfig, deploy_dir: Path | None = None) -> dict[str, Any]:
+    """The z2jh chart values for ``cfg`` (to be merged by Helm over the chart defaults)."""
+    root = deploy_root(deploy_dir)
+    overlay = load_overlay(root)
+    decided = platform_values(cfg, root)
+    ours = set(value_paths(decided))
+    clash = sorted(p for p in value_paths(overlay) if any(p[: len(q)] == q or q[: len(p)] == p for q in ours))
+    if clash:
+        raise UserError(
+            "sets chart values that platform.yaml decides: " + ", ".join(".".join(p) for p in clash),
+            where=str(root / OVERLAY),
+            fix="Remove them from that file and set the matching platform.yaml settings instead",
         )
-    return {
-        "mlflow.yaml": [deployment, service],
-        "networkpolicy-mlflow.yaml": [policy],
-        "case-volumes.yaml": volumes,
-    }
+    return merge(overlay, decided)
 
 
 def merge(base: Any, over: Any) -> Any:
@@ -420,8 +240,6 @@ def merge(base: Any, over: Any) -> Any:
 
 def validate_values(values: dict, schema: dict, defaults: dict) -> list[str]:
     """Errors of the merged values against the chart's schema (empty list: valid)."""
-    import jsonschema
-
     validator = jsonschema.Draft7Validator(schema)
     merged = merge(defaults, values)
     return [
@@ -430,33 +248,35 @@ def validate_values(values: dict, schema: dict, defaults: dict) -> list[str]:
     ]
 
 
-def _secrets_md(cfg: PlatformConfig) -> str:
-    rows = "\n".join(f"| `{s}` | `{k}` | {w} |" for s, k, w in secret_refs(cfg))
-    return (
-        "# Secrets this deployment refers to\n\n"
-        "Rendered by `idsp deploy render kubernetes`. The values and manifests refer to these\n"
-        f"Kubernetes Secrets in namespace `{cfg.kubernetes.namespace}` by name and key; none of\n"
-        "their values is in the rendered files. Create them before `helm install`.\n\n"
-        "| Secret | key | what |\n|---|---|---|\n" + rows + "\n"
-    )
+HEADER = "# Rendered by `idsp deploy render kubernetes` from platform.yaml; do not edit.\n"
 
 
-def write(cfg: PlatformConfig, out: Path) -> list[Path]:
-    from idsp.hub.state import write_private  # atomic writes
+class _ValuesDumper(yaml.SafeDumper):
+    """Multi-line strings (the hook, the password module) as readable ``|`` blocks."""
 
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
 
-    def _put(rel: str, text: str) -> None:
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(path, text)
-        path.chmod(0o644)  # no secrets inside: readable like any manifest
-        written.append(path)
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
-    header = "# Rendered by `idsp deploy render kubernetes` from platform.yaml; do not edit.\n"
-    _put("values.yaml", header + yaml.safe_dump(render_values(cfg), sort_keys=False, allow_unicode=True))
+
+_ValuesDumper.add_representer(str, _str)
+
+
+def rendered_files(cfg: PlatformConfig, deploy_dir: Path | None = None) -> dict[str, str]:
+    """Relative path -> text of every rendered file."""
+    values = render_values(cfg, deploy_dir)
+    text = yaml.dump(values, Dumper=_ValuesDumper, sort_keys=False, allow_unicode=True)
+    files = {"values.yaml": HEADER + text}
     for name, docs in render_manifests(cfg).items():
-        _put(f"manifests/{name}", header + yaml.safe_dump_all(docs, sort_keys=False) if docs else header)
-    _put("SECRETS.md", _secrets_md(cfg))
+        files[f"manifests/{name}"] = HEADER + yaml.safe_dump_all(docs, sort_keys=False) if docs else HEADER
+    files["SECRETS.md"] = secrets_md(cfg)
+    return files
+
+
+def write(cfg: PlatformConfig, out: Path, deploy_dir: Path | None = None) -> list[Path]:
+    """Write the rendered files below ``out``; none holds a secret, so all are 0644."""
+    written = []
+    for relative, text in rendered_files(cfg, deploy_dir).items():
+        written.append(atomic_write(out / relative, text, mode=0o644))
     return written

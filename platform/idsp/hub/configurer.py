@@ -18,6 +18,7 @@ from idsp.hub.auth import refuse_unsafe
 from idsp.hub.cases import read_index
 from idsp.hub.state import HubPaths
 from idsp.hub.tracking import IMPL_ENV, service_command
+from idsp.service import hubconfig as platform_service
 
 INSTANCE_ENV = "IDSP_HUB_INSTANCE"  # marks every process a hub started as a service
 DEV_ENV = "IDSP_HUB_DEV"
@@ -53,12 +54,20 @@ def apply(
     config_file: str = "",
 ) -> None:
     """Set the JupyterHub configuration for ``cfg`` on the traitlets config ``c``."""
-    hub = cfg.hub
-    refuse_unsafe(hub.authenticator, dev)
-    accounts.check_prefix(hub.user_prefix)
+    refuse_unsafe(cfg.hub.authenticator, dev)
+    accounts.check_prefix(cfg.hub.user_prefix)
     python = python or sys.executable
     paths = HubPaths.of(cfg)
+    _network_and_state(cfg, paths, c)
+    _login(cfg, c)
+    _user_servers(cfg, paths, c, python)
+    # Groups: one per inspectorate, one per case of the case index.
+    c.JupyterHub.load_groups = _groups(cfg, paths)
+    _services(cfg, paths, c, python, instance, tracking_impl, config_file)
 
+
+def _network_and_state(cfg: PlatformConfig, paths: HubPaths, c) -> None:
+    hub = cfg.hub
     # Network: the proxy is public, the hub and the proxy API listen on loopback only.
     c.JupyterHub.ip = hub.ip
     c.JupyterHub.port = hub.port
@@ -79,7 +88,10 @@ def apply(
         "headers": {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
     }
 
-    # Who may log in.
+
+def _login(cfg: PlatformConfig, c) -> None:
+    """Who may log in."""
+    hub = cfg.hub
     c.Authenticator.admin_users = set(hub.admin_users)
     c.Authenticator.username_pattern = accounts.USERNAME_PATTERN
     if hub.authenticator == "native":
@@ -109,6 +121,9 @@ def apply(
         c.GenericOAuthenticator.manage_groups = True
         c.GenericOAuthenticator.allow_all = True
 
+
+def _user_servers(cfg: PlatformConfig, paths: HubPaths, c, python: str) -> None:
+    hub = cfg.hub
     # User servers: own OS account, JupyterLab from the platform environment, limits.
     c.JupyterHub.spawner_class = "idsp.hub.spawner.IdspSpawner"
     c.IdspSpawner.user_prefix = hub.user_prefix
@@ -127,12 +142,23 @@ def apply(
     c.Spawner.cpu_limit = hub.limits.cpu
     c.Spawner.start_timeout = hub.spawn_timeout_seconds
     c.Spawner.http_timeout = hub.spawn_timeout_seconds
-    c.Spawner.environment = {"PATH": _user_path(python), "LANG": "C.UTF-8"}
+    c.Spawner.environment = {
+        "PATH": _user_path(python),
+        "LANG": "C.UTF-8",
+        # where the library inside a server finds the platform service (idsp.service.client)
+        platform_service.SERVICE_URL_ENV: platform_service.client_url(cfg),
+    }
+    # the server's own $JUPYTERHUB_API_TOKEN also authenticates it to the platform service
+    c.Spawner.server_token_scopes = platform_service.SERVER_TOKEN_SCOPES
 
-    # Groups: one per inspectorate, one per case of the case index.
-    c.JupyterHub.load_groups = _groups(cfg, paths)
 
-    # Services the hub starts and stops: MLflow tracking and the idle culler.
+def _services(
+    cfg: PlatformConfig, paths: HubPaths, c, python: str, instance: str, tracking_impl: str,
+    config_file: str,
+) -> None:
+    hub = cfg.hub
+    # Services the hub starts and stops: MLflow tracking, the idle culler and the platform
+    # service (its own OS account; see docs/service.md).
     marker = {INSTANCE_ENV: instance} if instance else {}
     services = [
         {
@@ -166,6 +192,13 @@ def apply(
             }
         )
         roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
+    services.append(
+        platform_service.service_entry(
+            cfg, python=python, case_index=str(paths.case_index), cases_root=str(paths.cases_root),
+            environment=dict(marker),
+        )
+    )
+    roles.extend(platform_service.roles())
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
     c.IdspSpawner.tracking_uri = cfg.tracking.client_uri()

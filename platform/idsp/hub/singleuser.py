@@ -20,7 +20,7 @@ import types
 
 # module -> the functions others import from it by name (``from m import f`` binds at once,
 # so those names must exist on the stand-in and load the real module only when called).
-DEFERRED = {"rfc3987_syntax": ("is_valid_syntax", "parse")}
+DEFERRED: dict[str, tuple[str, ...]] = {"rfc3987_syntax": ("is_valid_syntax", "parse")}
 
 
 class _Deferred(types.ModuleType):

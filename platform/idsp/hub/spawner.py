@@ -151,11 +151,12 @@ class IdspSpawner(LocalProcessSpawner):
         returns the password (derived from the key, so no MLflow call is needed for it)."""
         if not self.tracking_uri:
             return None
-        from idsp.hub.tracking import user_password
+        from idsp.hub.mlflow_password import user_password
 
         password = user_password(read_secret(Path(self.tracking_user_key_file)), self.user.name)
+        current: dict = self.environment  # type: ignore[has-type]  # a traitlets Dict, untyped for mypy
         self.environment = {
-            **self.environment,
+            **current,
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             # idsp.tracking reads the platform setting, not MLFLOW_TRACKING_URI
             "IDSP_TRACKING__URI": self.tracking_uri,

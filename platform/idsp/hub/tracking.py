@@ -9,8 +9,6 @@ hub talks to the server over its REST API.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import shutil
 import sys
 from pathlib import Path
@@ -30,10 +28,6 @@ def experiment_name(case_id: str) -> str:
     return case_id
 
 
-def user_password(key: str, username: str) -> str:
-    return hmac.new(key.encode(), f"mlflow:{username}".encode(), hashlib.sha256).hexdigest()
-
-
 def auth_ini(paths: HubPaths, admin_password: str) -> str:
     return (
         "[mlflow]\n"
@@ -51,19 +45,9 @@ def auth_ini(paths: HubPaths, admin_password: str) -> str:
     )
 
 
-IMPL_ENV = "IDSP_HUB_TRACKING_IMPL"  # "idsp" or "mlflow", decided by the supervisor
-
-
-def idsp_serve_available() -> bool:
-    """Whether this installation has ``idsp tracking serve --auth --auth-config`` (read from
-    the CLI's source, so the check costs no process start)."""
-    cli = Path(__file__).resolve().parents[1] / "cli"
-    try:
-        groups = (cli / "__init__.py").read_text(encoding="utf-8")
-        serve = (cli / "tracking.py").read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return '("tracking", "tracking")' in groups and '"--auth-config"' in serve and '"--auth"' in serve
+# "idsp" (our `idsp tracking serve`, set by the supervisor) or "mlflow" (the stock server,
+# for a hub config loaded outside `idsp hub up`).
+IMPL_ENV = "IDSP_HUB_TRACKING_IMPL"
 
 
 def service_command(cfg: PlatformConfig, paths: HubPaths, impl: str = "mlflow") -> list[str]:

@@ -108,12 +108,7 @@ def compute(
     """The fairness report as a JSON-ready dict (see ``docs/quality-and-tracking.md``)."""
     import numpy as np
     from fairlearn import __version__ as fairlearn_version
-    from fairlearn.metrics import (
-        MetricFrame,
-        demographic_parity_difference,
-        demographic_parity_ratio,
-        equalized_odds_difference,
-    )
+    from fairlearn.metrics import MetricFrame
 
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(y_pred).astype(int)
@@ -138,25 +133,17 @@ def compute(
     for key in by_group.index:
         values = key if isinstance(key, tuple) else (key,)
         label = dict(zip(sens.columns, values, strict=True))
-        row = {"group": {k: str(v) for k, v in label.items()}, "n": int(by_group.loc[key, "n"])}
+        n = int(by_group.loc[key, "n"])
+        row: dict[str, Any] = {"group": {k: str(v) for k, v in label.items()}, "n": n}
         ci = group_ci.get("|".join(str(v) for v in values), {})
         for m in METRICS:
             row[m] = _num(by_group.loc[key, m])
             if n_boot:
                 row[f"{m}_ci"] = ci.get(m, [None, None])
-        row["small_group"] = row["n"] < min_group_size
+        row["small_group"] = n < min_group_size
         groups.append(row)
 
-    sens_arg = sens if sens.shape[1] > 1 else sens.iloc[:, 0]
-    disparities = {
-        "demographic_parity_difference": _num(demographic_parity_difference(y_true, y_pred, sensitive_features=sens_arg)),
-        "demographic_parity_ratio": _num(demographic_parity_ratio(y_true, y_pred, sensitive_features=sens_arg)),
-        "equalized_odds_difference": _num(
-            equalized_odds_difference(y_true, y_pred, sensitive_features=sens_arg, agg="worst_case")
-        ),
-    }
-    disparities["selection_rate_ratio"] = disparities["demographic_parity_ratio"]
-
+    disparities = _disparities(y_true, y_pred, sens)
     report: dict[str, Any] = {
         "method": "fairlearn MetricFrame per group; percentile bootstrap intervals (cases resampled with replacement)",
         "fairlearn_version": fairlearn_version,
@@ -175,6 +162,25 @@ def compute(
     if ctrl is not None:
         report["conditional"] = _conditional(y_true, y_pred, sens, ctrl, min_group_size)
     return report
+
+
+def _disparities(y_true, y_pred, sens) -> dict[str, float | None]:
+    from fairlearn.metrics import (
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+    )
+
+    sens_arg = sens if sens.shape[1] > 1 else sens.iloc[:, 0]
+    disparities = {
+        "demographic_parity_difference": _num(demographic_parity_difference(y_true, y_pred, sensitive_features=sens_arg)),
+        "demographic_parity_ratio": _num(demographic_parity_ratio(y_true, y_pred, sensitive_features=sens_arg)),
+        "equalized_odds_difference": _num(
+            equalized_odds_difference(y_true, y_pred, sensitive_features=sens_arg, agg="worst_case")
+        ),
+    }
+    disparities["selection_rate_ratio"] = disparities["demographic_parity_ratio"]
+    return disparities
 
 
 def _bootstrap(y_true, y_pred, sens, n_boot: int, quantiles: list[float], seed: int):

@@ -14,106 +14,31 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from idsp.files import atomic_write
+from idsp.tracking.client import connect
+from idsp.tracking.guard import check_file
+from idsp.tracking.provenance import TAG, tag_key
+
 if TYPE_CHECKING:  # pragma: no cover
-    from idsp.case import Case
+    from idsp.case_file import CaseFile
+    from idsp.config import PlatformConfig
 
 Section = tuple[str, list[Any]]  # (title, blocks); a block is str (paragraph) or ("table", header, rows)
 
 
-def build(run_id: str, *, config=None, case: Case | None = None) -> tuple[str, list[Section]]:
-    """Collect the facts of a run into (title, sections)."""
-    from idsp import tracking
-    from idsp.config import load_config
-
-    config = config or load_config()
-    uri = tracking.tracking_uri(config)
-    tracking._client_env(config)
-    tracking.ensure_server(uri, config)
-    client = tracking._client(uri)
+def build(run_id: str, *, config: PlatformConfig, case: CaseFile | None = None) -> tuple[str, list[Section]]:
+    """Collect the facts of a run into (title, sections); ``case`` adds purpose and legal basis."""
+    uri, client = connect(config)
     run = client.get_run(run_id)
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    t = tracking.TAG
-    official = tags.get(f"{t}official") == "true"
-    spec = case.spec if case is not None else None
-    title = f"Model card: {run.info.run_name} ({tags.get(f'{t}case_id', '?')})"
-    sections: list[Section] = []
-
-    status = (
-        "**Official run** — made under the approval below; it may support supervision decisions."
-        if official
-        else "**Exploratory run** (idsp.approval=none) — synthetic or non-personal data only; "
-        "not for decisions and it cannot be registered as a model."
-    )
-    overview = [
-        status,
-        (
-            "table",
-            ["field", "value"],
-            [
-                ["Case", tags.get(f"{t}case_id", "")],
-                ["Zaaknummer", tags.get(f"{t}zaaknummer", "")],
-                ["Inspectorates", tags.get(f"{t}inspectorates", "")],
-                ["Run", f"{run.info.run_name} ({run_id})"],
-                ["Status", run.info.status],
-                ["Tracking server", uri],
-            ],
-        ),
-    ]
-    if spec is not None:
-        if spec.purpose:
-            overview.append(f"Purpose (doelbinding): {spec.purpose}")
-        if spec.legal_basis:
-            overview.append(
-                "Legal basis (grondslag): " + "; ".join(f"{b.act} {b.article}" for b in spec.legal_basis)
-            )
-    sections.append(("Overview", overview))
-
-    sections.append(
-        (
-            "Approval",
-            [
-                (
-                    "table",
-                    ["field", "value"],
-                    [
-                        ["Approval ids", tags.get(f"{t}approval", "none")],
-                        ["Checklist content sha256", tags.get(f"{t}checklist_hash", "none")],
-                        ["Checklist status at run start", tags.get(f"{t}checklist_status", "none")],
-                        ["Code sha256", tags.get(f"{t}code_hash", "not bound")],
-                        ["params.yaml sha256", tags.get(f"{t}params_hash", "not bound")],
-                        ["Git commit", tags.get(f"{t}git.commit", "none")],
-                        ["Uncommitted changes", tags.get(f"{t}git.dirty", "unknown")],
-                    ],
-                )
-            ],
-        )
-    )
-
-    datasets = [d for d in tags.get(f"{t}datasets", "").split(",") if d]
-    rows = []
-    for name in datasets:
-        key = tracking._tag_key(name)
-        rows.append(
-            [
-                name,
-                tags.get(f"{t}data.{key}.kind", ""),
-                tags.get(f"{t}data.{key}.dvc_md5", "none"),
-                tags.get(f"{t}quality.{key}", "none"),
-                tags.get(f"{t}quality.{key}.sha256", ""),
-                tags.get(f"{t}quality.{key}.data_match", ""),
-            ]
-        )
-    data_blocks: list[Any] = [
-        ("table", ["dataset", "kind", "DVC md5", "quality", "quality evidence sha256", "same data"], rows)
-        if rows
-        else "No datasets were declared for this run."
-    ]
-    key_ids = json.loads(tags.get(f"{t}pseudonymisation.key_ids", "{}") or "{}")
-    if key_ids:
-        data_blocks.append("Pseudonymisation key ids: " + ", ".join(f"{d}: {k}" for d, k in key_ids.items()))
-    sections.append(("Data and data quality", data_blocks))
-
-    sections.append(
+    datasets = [d for d in tags.get(f"{TAG}datasets", "").split(",") if d]
+    fairness = _artifact_json(client, run_id, "reports/fairness.json")
+    versions = json.loads(tags.get(f"{TAG}versions", "{}") or "{}")
+    title = f"Model card: {run.info.run_name} ({tags.get(f'{TAG}case_id', '?')})"
+    sections: list[Section] = [
+        ("Overview", _overview(run, uri, case)),
+        ("Approval", _approval(tags)),
+        ("Data and data quality", _data(tags, datasets)),
         (
             "Parameters and metrics",
             [
@@ -124,19 +49,91 @@ def build(run_id: str, *, config=None, case: Case | None = None) -> tuple[str, l
                 if metrics
                 else "No metrics logged.",
             ],
-        )
+        ),
+        ("Fairness", _fairness_blocks(fairness)),
+        ("Software", [("table", ["package", "version"], [[k, v] for k, v in sorted(versions.items())])]),
+        ("Limitations and warnings", _limits(tags, datasets, fairness) or ["None recorded."]),
+    ]
+    return title, sections
+
+
+def _overview(run: Any, uri: str, case: CaseFile | None) -> list[Any]:
+    tags = run.data.tags
+    status = (
+        "**Official run** — made under the approval below; it may support supervision decisions."
+        if tags.get(f"{TAG}official") == "true"
+        else "**Exploratory run** (idsp.approval=none) — synthetic or non-personal data only; "
+        "not for decisions and it cannot be registered as a model."
     )
+    overview: list[Any] = [
+        status,
+        (
+            "table",
+            ["field", "value"],
+            [
+                ["Case", tags.get(f"{TAG}case_id", "")],
+                ["Zaaknummer", tags.get(f"{TAG}zaaknummer", "")],
+                ["Inspectorates", tags.get(f"{TAG}inspectorates", "")],
+                ["Run", f"{run.info.run_name} ({run.info.run_id})"],
+                ["Status", run.info.status],
+                ["Tracking server", uri],
+            ],
+        ),
+    ]
+    spec = case.spec if case is not None else None
+    if spec is not None:
+        if spec.purpose:
+            overview.append(f"Purpose (doelbinding): {spec.purpose}")
+        if spec.legal_basis:
+            overview.append(
+                "Legal basis (grondslag): " + "; ".join(f"{b.act} {b.article}" for b in spec.legal_basis)
+            )
+    return overview
 
-    fairness = _artifact_json(client, run_id, "reports/fairness.json")
-    sections.append(("Fairness", _fairness_blocks(fairness)))
 
-    versions = json.loads(tags.get(f"{t}versions", "{}") or "{}")
-    sections.append(("Software", [("table", ["package", "version"], [[k, v] for k, v in sorted(versions.items())])]))
+def _approval(tags: dict[str, str]) -> list[Any]:
+    rows = [
+        ["Approval ids", tags.get(f"{TAG}approval", "none")],
+        ["Checklist content sha256", tags.get(f"{TAG}checklist_hash", "none")],
+        ["Checklist status at run start", tags.get(f"{TAG}checklist_status", "none")],
+        ["Code sha256", tags.get(f"{TAG}code_hash", "not bound")],
+        ["params.yaml sha256", tags.get(f"{TAG}params_hash", "not bound")],
+        ["Git commit", tags.get(f"{TAG}git.commit", "none")],
+        ["Uncommitted changes", tags.get(f"{TAG}git.dirty", "unknown")],
+    ]
+    return [("table", ["field", "value"], rows)]
 
+
+def _data(tags: dict[str, str], datasets: list[str]) -> list[Any]:
+    rows = []
+    for name in datasets:
+        key = tag_key(name)
+        rows.append(
+            [
+                name,
+                tags.get(f"{TAG}data.{key}.kind", ""),
+                tags.get(f"{TAG}data.{key}.dvc_md5", "none"),
+                tags.get(f"{TAG}quality.{key}", "none"),
+                tags.get(f"{TAG}quality.{key}.sha256", ""),
+                tags.get(f"{TAG}quality.{key}.data_match", ""),
+            ]
+        )
+    blocks: list[Any] = [
+        ("table", ["dataset", "kind", "DVC md5", "quality", "quality evidence sha256", "same data"], rows)
+        if rows
+        else "No datasets were declared for this run."
+    ]
+    key_ids = json.loads(tags.get(f"{TAG}pseudonymisation.key_ids", "{}") or "{}")
+    if key_ids:
+        blocks.append("Pseudonymisation key ids: " + ", ".join(f"{d}: {k}" for d, k in key_ids.items()))
+    return blocks
+
+
+def _limits(tags: dict[str, str], datasets: list[str], fairness: dict[str, Any] | None) -> list[str]:
     limits = []
-    if not official:
+    if tags.get(f"{TAG}official") != "true":
         limits.append("Exploratory: not approved for use on real or personal data.")
-    if tags.get(f"{t}git.dirty") == "true":
+    if tags.get(f"{TAG}git.dirty") == "true":
         limits.append("The code had uncommitted changes when the run started.")
     if fairness is None:
         limits.append("No fairness report was logged (run.log_fairness).")
@@ -147,11 +144,10 @@ def build(run_id: str, *, config=None, case: Case | None = None) -> tuple[str, l
             + " — do not draw conclusions for them."
         )
     for name in datasets:
-        q = tags.get(f"{t}quality.{tracking._tag_key(name)}", "none")
+        q = tags.get(f"{TAG}quality.{tag_key(name)}", "none")
         if not q.startswith("passed"):
             limits.append(f"Dataset {name}: quality result is '{q}'.")
-    sections.append(("Limitations and warnings", limits or ["None recorded."]))
-    return title, sections
+    return limits
 
 
 def _artifact_json(client, run_id: str, path: str) -> dict[str, Any] | None:
@@ -282,38 +278,27 @@ def write(
     run_id: str,
     *,
     output: str | Path | None = None,
-    log: bool = False,
-    config=None,
-    case: Case | None = None,
-    run=None,
+    config: PlatformConfig | None = None,
+    case: CaseFile | None = None,
 ) -> dict[str, Path]:
-    """Write ``model-card.md`` and ``model-card.html``; with ``log`` also as run artefacts."""
-    from idsp.config import load_config
-    from idsp.files import atomic_write
+    """Write ``model-card.md`` and ``model-card.html`` into ``output`` (a new temporary folder
+    when None); without ``case`` the card says only what the tracking server recorded."""
+    if config is None:
+        from idsp.config import load_config
 
-    config = config or load_config()
-    if case is None:
-        from idsp.case import Case
-        from idsp.errors import CaseError
-
-        try:
-            case = Case.open()
-        except CaseError:
-            case = None
+        config = load_config()
     title, sections = build(run_id, config=config, case=case)
     folder = Path(output) if output else Path(tempfile.mkdtemp(prefix="idsp-model-card-"))
     md_path, html_path = folder / "model-card.md", folder / "model-card.html"
     atomic_write(md_path, to_markdown(title, sections))
     atomic_write(html_path, to_html(title, sections))
-    if log:
-        if run is not None:
-            run.log_artifact(md_path, "model_card")
-            run.log_artifact(html_path, "model_card")
-        else:
-            from idsp import tracking
-
-            tracking.check_file(md_path)
-            client = tracking._client(tracking.tracking_uri(config))
-            client.log_artifact(run_id, str(md_path), "model_card")
-            client.log_artifact(run_id, str(html_path), "model_card")
     return {"markdown": md_path, "html": html_path}
+
+
+def log(run_id: str, paths: dict[str, Path], *, config: PlatformConfig) -> None:
+    """Log written card files as artefacts of a run that is not open in this process."""
+    _, client = connect(config)
+    for path in paths.values():
+        check_file(path)
+    for path in paths.values():
+        client.log_artifact(run_id, str(path), "model_card")

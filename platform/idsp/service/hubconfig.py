@@ -1,0 +1,80 @@
+"""How the hub runs the platform service: its ``c.JupyterHub.services`` entry and the scopes
+that let users, and their servers' own tokens, reach it.
+
+Rule: values only, computed from ``platform.yaml``; nothing here starts, reads or writes
+anything (the configurer sets them on the traitlets config). The service listens on
+loopback; users reach it through the proxy at ``/services/idsp/`` or, from their servers,
+directly at ``IDSP_SERVICE_URL``, and both ways the hub's token or cookie proves who they are.
+"""
+
+from __future__ import annotations
+
+from idsp.config import PlatformConfig
+from idsp.service import ACCESS_SCOPE, PREFIX, SERVICE_NAME
+from idsp.service.account import account_name, state_dir
+
+SERVICE_URL_ENV = "IDSP_SERVICE_URL"
+# JupyterHub's default "server" role, plus the service: a server's $JUPYTERHUB_API_TOKEN
+# then authenticates the library and CLI inside it. A token only ever gets the part of
+# these scopes its user holds.
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", ACCESS_SCOPE]
+
+
+def port(cfg: PlatformConfig) -> int:
+    # platform.yaml has no hub.service_port yet: the port after the proxy API's, which the
+    # supervisor already keeps for the platform (defaults 8001 -> 8002).
+    return cfg.hub.proxy_api_port + 1
+
+
+def url(cfg: PlatformConfig) -> str:
+    return f"http://127.0.0.1:{port(cfg)}"
+
+
+def client_url(cfg: PlatformConfig) -> str:
+    """Where the library inside a user server finds the service (loopback, no proxy hop)."""
+    return url(cfg) + PREFIX
+
+
+def service_entry(
+    cfg: PlatformConfig,
+    *,
+    python: str,
+    case_index: str,
+    cases_root: str,
+    environment: dict[str, str],
+) -> dict:
+    folder = state_dir(cfg)
+    return {
+        "name": SERVICE_NAME,
+        "display": True,
+        "url": url(cfg),
+        # our own service, reached with the hub's login: no "authorize access" page
+        "oauth_no_confirm": True,
+        "user": account_name(cfg.hub.user_prefix),
+        "cwd": str(folder),
+        # -P: the service's working folder never lands on its sys.path
+        "command": [
+            python,
+            "-P",
+            "-m",
+            "idsp.service",
+            "--state",
+            str(folder),
+            "--case-index",
+            case_index,
+            "--cases-root",
+            cases_root,
+        ],  # fmt: skip
+        "environment": {"LANG": "C.UTF-8", **environment},
+    }
+
+
+def roles() -> list[dict]:
+    """Every hub user may use the service; what they may do there, the service decides."""
+    return [
+        {
+            "name": "user",
+            "description": "Standard user privileges, and the IDSP platform service",
+            "scopes": ["self", ACCESS_SCOPE],
+        }
+    ]
