@@ -234,6 +234,17 @@ def _record_lines(text: str, delimiter: str, n: int):
     return np.array(body if len(body) == n else list(range(2, n + 2)))
 
 
+def excel_sheets(path: str | os.PathLike) -> list[str]:
+    """The names of every sheet in an Excel workbook, in workbook order."""
+    import pandas as pd
+
+    try:
+        with pd.ExcelFile(path, engine="openpyxl") as book:
+            return [str(name) for name in book.sheet_names]
+    except Exception as exc:  # openpyxl/zipfile errors for damaged files
+        raise DataError(f"not a readable .xlsx file ({exc.__class__.__name__}: {exc})", where=str(path)) from None
+
+
 def _read_excel(path: Path, sheet: int | str):
     import numpy as np
     import pandas as pd

@@ -6,7 +6,9 @@ A text holds an identifier when one of its tokens is a BSN (9 digits, elfproef; 
 written 1234.56.782 or 123 456 782), an IBAN (mod 97, upper-case country), an e-mail
 address or a Dutch phone number; a KvK number (any 8 digits) only in KvK context: the
 name says so (``kvk_context``) or a KvK word (kvk, handelsregister, coc) stands just
-before it. Decimals (0.123456789) are numbers, not identifiers. The rule is line-local,
+before it. Quotes, ``%`` and ``+`` (other than the ``+31`` of a phone number) around a
+token are not part of it, so ``'123456782'`` and ``%123456782`` are a BSN. Decimals
+(0.123456789, 1e-05; not ``111222333.`` at a sentence's end) are numbers, not identifiers. The rule is line-local,
 so a file checked whole and checked line by line gives the same answer. A text file
 over ``MAX_TEXT_BYTES`` is refused, never passed unchecked. Findings are masked.
 """
@@ -37,9 +39,12 @@ _SPACED = re.compile(
 )
 # An e-mail address inside punctuation a token keeps ("jan@voorbeeld.nl." at a sentence's end).
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-# Whole tokens: split on everything an identifier cannot contain (spaces, =, /, :, quotes).
+# Whole tokens: split on everything an identifier cannot contain (spaces, =, /, :, brackets,
+# double quotes). ', % and + may stand inside an e-mail address, so they stay in a token but
+# are stripped from its ends (``_strip``) and split its parts.
 _SPLIT = re.compile(r"[^A-Za-z0-9@.+_%'-]+")
-_PARTS = re.compile(r"[_\-.]")
+_PARTS = re.compile(r"[_\-.'%+]")
+_QUOTES = "'%+"
 # What every identifier has: an @, or eight digits with at most one character between each
 # (06-12345678, 1234.56.782, NL91 ABNA 0417 1643 00, kvk 1234 5678). Text without it is clean.
 MAYBE_IDENTIFIER = r"@|[0-9](?:[^0-9]?[0-9]){7}"
@@ -48,6 +53,12 @@ _NO_DIGITS = str.maketrans("", "", "0123456789")
 _KVK_IN_CONTEXT = re.compile(
     r"(?i:kvk|handelsregister|coc)[^0-9\n]{0,30}?(?<![0-9])([0-9]{8}|[0-9]{4} [0-9]{4}|[0-9]{2}(?: [0-9]{2}){3})(?![0-9])"
 )
+
+
+# A number, not an identifier: a digit after the point or an exponent (float() also takes
+# "111222333.", a BSN at the end of a sentence).
+DECIMAL = r"[+-]?(?:[0-9]*\.[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.?[eE][+-]?[0-9]+)"
+_DECIMAL = re.compile(DECIMAL)
 
 
 class TooLargeToCheck(PIIFound):
@@ -93,12 +104,24 @@ def _tokens(text: str) -> list[str]:
     """Whole tokens that could be an identifier, and such parts of ``_``/``-``/``.``-joined ones."""
     out = []
     for token in _SPLIT.split(text):
+        token = _strip(token)
         if len(token) < 8 or not _could_be(token) or is_decimal(token):
             continue
         out.append(token)
         if "@" not in token:
             out += [p for p in _PARTS.split(token) if len(p) >= 8 and p != token and _could_be(p)]
     return out
+
+
+def _strip(token: str) -> str:
+    """A token without the quotes, % and + around it and a full stop after it; the + of a
+    leading +31 (a phone number) stays."""
+    if "@" in token:  # ' % + may belong to an e-mail address; _EMAIL finds it inside them
+        return token
+    core = token.rstrip(_QUOTES + ".").lstrip(_QUOTES)  # and the full stop of a sentence
+    if core.startswith("31") and token[: len(token) - len(token.lstrip(_QUOTES))].endswith("+"):
+        return "+" + core
+    return core
 
 
 def _could_be(token: str) -> bool:
@@ -126,14 +149,9 @@ def _specific_kind(token: str) -> str | None:
 
 
 def is_decimal(token: str) -> bool:
-    """0.123456789 is a number: without its dot it would look like a phone number."""
-    if "." not in token and "e" not in token.lower():
-        return False
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
+    """0.123456789 and 1e-05 are numbers: without the dot it would look like a phone number.
+    ``111222333.`` is not: a point needs a digit after it (or an exponent)."""
+    return _DECIMAL.fullmatch(token) is not None
 
 
 def kvk_named(name: str) -> bool:
@@ -141,31 +159,40 @@ def kvk_named(name: str) -> bool:
     return any(h in name.lower() for h in KVK_HINTS)
 
 
-def scrub(text: str, limit: int = 4000) -> str:
-    """A message safe to store: every identifier the check finds replaced by its masked form."""
+def scrub(text: str, limit: int = 4000, *, kvk_context: bool = False) -> str:
+    """A message (or a column name) safe to store: every identifier the check finds replaced
+    by its masked form."""
     out = str(text)
     tokens = set(_embedded(out)) | set(_tokens(out))
-    for token in sorted(tokens, key=len, reverse=True):  # "NL91 ABNA ..." before its parts
+    kvks = set()
+    if any(hint in out.lower() for hint in KVK_HINTS):
+        kvks = {m.group(1) for m in _KVK_IN_CONTEXT.finditer(out) if KINDS["kvk"].check(m.group(1))}
+    for token in sorted(tokens | kvks, key=len, reverse=True):  # "NL91 ABNA ..." before its parts
         kind = _specific_kind(token)
+        if kind is None and (kvk_context or token in kvks) and KINDS["kvk"].check(token):
+            kind = "kvk"
         if kind:
             out = out.replace(token, mask(token, kind))
     return out[:limit]
 
 
 def read_text(path: Path) -> str | None:
-    """A file's text for the check; None for a binary file; ``TooLargeToCheck`` over the limit."""
+    """A file's text for the check; None for a binary file; ``TooLargeToCheck`` over the limit.
+
+    One open handle and at most ``MAX_TEXT_BYTES`` + 1 bytes read, so a file that grows
+    while it is read is refused rather than read without bound."""
     path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(BINARY_PROBE_BYTES)
-    if b"\0" in head:
-        return None
-    size = path.stat().st_size
-    if size > MAX_TEXT_BYTES:
+        if b"\0" in head:
+            return None
+        data = head + fh.read(max(MAX_TEXT_BYTES + 1 - len(head), 0))
+    if len(data) > MAX_TEXT_BYTES:
         raise TooLargeToCheck(
-            f"{size / 2**20:.1f} MiB of text is more than the {MAX_TEXT_BYTES // 2**20} MiB the identifier "
-            "check reads, so it cannot be shown free of raw identifiers",
+            f"more than the {MAX_TEXT_BYTES // 2**20} MiB of text the identifier check reads "
+            f"({max(path.stat().st_size, len(data)) / 2**20:.1f} MiB), so it cannot be shown free of raw identifiers",
             where=str(path),
             fix="Keep large data out of git and MLflow: track it with DVC (`dvc add`), "
             "or commit and log a summary or a pseudonymised extract instead",
         )
-    return path.read_bytes().decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")
