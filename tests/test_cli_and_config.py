@@ -52,6 +52,15 @@ def test_version(cli):
     assert out.strip().startswith("idsp 0.")
 
 
+def test_the_one_version_constant_is_the_distributions():
+    import tomllib
+
+    from idsp.defaults import VERSION
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["version"] == VERSION
+
+
 def test_unknown_command_is_usage_error(cli):
     code, _, err = cli("no-such-command")
     assert code == 2

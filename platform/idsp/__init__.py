@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from idsp.defaults import VERSION as __version__
 
 _NAMES = ("Case", "load_config", "read_table", "write_table")
 _SUBMODULES = ("case", "config", "data", "errors", "privacy", "quality", "tracking")

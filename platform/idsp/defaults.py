@@ -8,6 +8,10 @@ nothing: it is the lowest layer, readable from ``idsp.config`` up to ``legal_eth
 
 from __future__ import annotations
 
+# The distribution's version (pyproject.toml says the same; a test compares them). Here, not
+# in ``idsp/__init__``, so the CLI and the deploy renderer read it without the public API.
+VERSION = "0.1.0"
+
 # How long an approval of a checklist is valid: the three-year DPIA review cycle
 # (docs/decisions/ethics-bindings-and-validity.md). case.yaml ``policy`` and platform.yaml
 # ``ethics`` may shorten it, never lengthen it.
@@ -19,4 +23,4 @@ APPROVAL_VALID_DAYS_MAX = 3650
 # The case type of a case without a case kit (``casuistiek.KITS`` lists the others).
 GENERIC_CASE_TYPE = "generic"
 
-__all__ = ["APPROVAL_VALID_DAYS", "APPROVAL_VALID_DAYS_MAX", "GENERIC_CASE_TYPE"]
+__all__ = ["VERSION", "APPROVAL_VALID_DAYS", "APPROVAL_VALID_DAYS_MAX", "GENERIC_CASE_TYPE"]

@@ -12,7 +12,6 @@ import sys
 import typer
 from typer import exceptions as typer_errors
 
-from idsp import __version__
 from idsp.cli import case as cli_case
 from idsp.cli import config as cli_config
 from idsp.cli import data as cli_data
@@ -23,6 +22,7 @@ from idsp.cli import hub as cli_hub
 from idsp.cli import quality as cli_quality
 from idsp.cli import tracking as cli_tracking
 from idsp.cli._common import console_err
+from idsp.defaults import VERSION as __version__
 from idsp.errors import IdspError
 
 app = typer.Typer(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import jsonschema
 import yaml
 
 from idsp.config import PlatformConfig
+from idsp.defaults import VERSION
 from idsp.deploy.folder import deploy_root, read_text
 from idsp.deploy.manifests import MLFLOW_PORT, MLFLOW_SELECTOR, cases, mlflow_url, render_manifests
 from idsp.deploy.secrets import secret_env, secret_refs, secrets_md, split_ref
@@ -148,8 +148,7 @@ def _hub(cfg: PlatformConfig, root: Path) -> dict[str, Any]:
 def _singleuser(cfg: PlatformConfig) -> dict[str, Any]:
     k = cfg.kubernetes
     lim = cfg.hub.limits
-    # The installed distribution's version (idsp/__init__ is the public API, a layer above).
-    name, tag = image_ref(k.image, version("idsp"))
+    name, tag = image_ref(k.image, VERSION)
     storage: dict[str, Any] = {"type": "dynamic", "capacity": k.home_volume_size}
     if k.storage_class:
         storage["dynamic"] = {"storageClass": k.storage_class}
