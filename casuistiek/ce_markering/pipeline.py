@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from idsp.errors import IdspError, UserError
+from idsp.errors import IdspError, UserError, tracking_login_refused
 
 DATASET = "ce_cases"
 MODEL = "models/ce_model.pkl"
@@ -247,8 +247,24 @@ def main(argv: list[str] | None = None) -> int:
     except IdspError as exc:
         print(f"ce_markering {args.stage}: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        # MLflow's 401/403 is a login to fix, not a bug: one paragraph, no traceback
+        refused = tracking_login_refused(exc, _tracking_uri())
+        if refused is None:
+            raise
+        print(f"ce_markering {args.stage}: {refused.message}", file=sys.stderr)
+        return refused.exit_code
     print(json.dumps(result, default=str, sort_keys=True)[:2000])
     return 0
+
+
+def _tracking_uri() -> str | None:
+    try:
+        from idsp.config import load_config
+
+        return load_config().tracking.client_uri()
+    except IdspError:
+        return None
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from idsp.case import CASE_FILE, Case, parse_case_file
 from idsp.case_index import read_index
 from idsp.case_projects import Progress, UpdateResult, case_template_version, update_case
 from idsp.case_template import newest_version
-from idsp.errors import CaseError, IdspError, UserError
+from idsp.errors import CaseError, IdspError, UserError, tracking_login_refused
 
 if TYPE_CHECKING:  # pragma: no cover
     from idsp.config import PlatformConfig
@@ -168,8 +168,13 @@ class _LastRuns:
         try:
             run = self.function(case, config=self.config)
         except Exception as exc:  # a dead tracking server must not break the overview
-            detail = exc.what if isinstance(exc, IdspError) else f"{type(exc).__name__}: {exc}"
             self.function = None
+            refused = tracking_login_refused(exc)
+            if refused is not None:  # it answered: "not reachable" would send people astray
+                uri = self.config.tracking.client_uri() if self.config else "the tracking server"
+                self.note = f"unknown: {refused.what} ({uri}). {refused.fix}."
+                return None, self.note
+            detail = exc.what if isinstance(exc, IdspError) else f"{type(exc).__name__}: {exc}"
             self.note = f"unknown: tracking server not reachable ({detail})"
             return None, self.note
         if run is None:

@@ -2,7 +2,9 @@
 
 Rule: the requirements are data (``requirements.yaml``); this module holds one small check
 function per requirement and never changes anything on the machine. A check returns
-(status, detail) with status pass, fail or n/a (does not apply here).
+(status, detail) with status pass, fail, n/a (does not apply here) or later: something
+``idsp hub up`` makes (a folder, the MLflow service) is missing on a machine where the hub
+has never run; once it has run, the same thing missing or wrong is a failure again.
 """
 
 from __future__ import annotations
@@ -57,6 +59,20 @@ def load_requirements(path: Path = REQUIREMENTS_FILE) -> list[Requirement]:
     return [Requirement(**item) for item in yaml.safe_load(path.read_text(encoding="utf-8"))]
 
 
+HUB_MAKES = "will be made by `idsp hub up` (the hub has not run here yet)"
+
+
+def hub_has_run(cfg: PlatformConfig) -> bool:
+    """True inside a hub user server, or where ``idsp hub up`` has prepared its state
+    (it writes the hub's config file on every start)."""
+    from idsp.hub.state import HubPaths
+
+    if os.environ.get("JUPYTERHUB_API_URL"):
+        return True
+    paths = HubPaths.of(cfg)
+    return paths.config_file.exists() or paths.db_file.exists()
+
+
 def _python_version(cfg: PlatformConfig, case_root: Path | None):
     v = sys.version_info
     ok = (3, 11) <= (v.major, v.minor) <= (3, 12)
@@ -107,7 +123,10 @@ def _tracking_server(cfg: PlatformConfig, case_root: Path | None):
         return ("pass" if response.status == 200 else "fail"), f"{uri} answers {body!r}"
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return "fail", f"{uri} does not answer ({reason}); start it with `idsp tracking serve`"
+        if not cfg.tracking.uri and not hub_has_run(cfg):  # the platform's own server: the hub's
+            return "later", f"{uri} does not answer yet; it {HUB_MAKES.replace('made', 'started')}"
+        start = "the hub starts it (`idsp hub up`)" if hub_has_run(cfg) else "start it with `idsp tracking serve`"
+        return "fail", f"{uri} does not answer ({reason}); {start}"
 
 
 def _dvc_remote(cfg: PlatformConfig, case_root: Path | None):
@@ -124,9 +143,16 @@ def _dvc_remote(cfg: PlatformConfig, case_root: Path | None):
     folder = cfg.dvc_remote_folder()
     if folder is None:
         return "pass", f"platform remote {cfg.dvc_remote_url()}"
+    ran = hub_has_run(cfg)
     if folder.is_dir():
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        if ran and mode & 0o004:
+            return "fail", (f"remote folder {folder} has mode {mode:04o}: every account can list the "
+                            "cases' remotes; `chmod 0711` it (as `idsp hub up` makes it)")
         return "pass", f"remote folder {folder} (each case pushes to its own folder below it)"
-    return "fail", f"remote folder {folder} does not exist; `idsp hub up` and `idsp case new` make it"
+    if not ran:
+        return "later", f"remote folder {folder} {HUB_MAKES} (or by `idsp case new` without a hub)"
+    return "fail", f"remote folder {folder} does not exist; `idsp hub up` makes it again (restart the hub)"
 
 
 def _git_identity(cfg: PlatformConfig, case_root: Path | None):

@@ -74,3 +74,36 @@ class GateRefused(Refused):
         if self.reasons and "fix" not in kw:
             kw["fix"] = "Reasons: " + "; ".join(self.reasons)
         super().__init__(what, **kw)
+
+
+class TrackingLoginRefused(UserError):
+    """The MLflow server answered 401 (no or a wrong login) or 403 (not allowed)."""
+
+
+def tracking_login_refused(exc: BaseException, uri: str | None = None) -> TrackingLoginRefused | None:
+    """``exc`` as a ``TrackingLoginRefused`` if it is MLflow's 401 or 403, else None.
+
+    Read from the exception itself (MLflow's ``get_http_status_code()``, or the HTTP
+    response an artifact upload carries), so this module needs no MLflow import."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status not in (401, 403) and callable(getattr(exc, "get_http_status_code", None)):
+        status = exc.get_http_status_code()  # type: ignore[attr-defined]
+    where = f"MLflow at {uri}" if uri else "MLflow"
+    if status == 401:
+        return TrackingLoginRefused(
+            "MLflow refused the login (401): the user name and password in "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD are missing or not this "
+            "server's",
+            where=where,
+            fix="On the hub, the hub sets both when your server starts: restart your server "
+            "(hub home page, Stop My Server, then Start My Server) and run again from a new "
+            "terminal; without a hub, set both to your MLflow account",
+        )
+    if status == 403:
+        return TrackingLoginRefused(
+            "MLflow refused access (403): your MLflow account may not use this case's experiment",
+            where=where,
+            fix="Ask the case's project lead to make you a member of the case, then restart "
+            "your server",
+        )
+    return None

@@ -45,6 +45,7 @@ class RunningHub:
         self.output = workdir / "hub-up.out"
         self.url = f"http://127.0.0.1:{env['IDSP_HUB__PORT']}"
         self.start_seconds: float | None = None
+        self.answering_at_up: dict[str, int | None] = {}
 
     @property
     def home(self) -> Path:
@@ -67,9 +68,25 @@ class RunningHub:
             new = self.output.read_bytes()[offset:].decode(errors="replace")
             if "IDSP hub is up" in new:
                 self.start_seconds = time.monotonic() - t0
+                self.answering_at_up = self._answering()
                 return
             time.sleep(0.2)
         raise AssertionError(f"hub not up after {timeout} s:\n{self.log()}")
+
+    def _answering(self) -> dict[str, int | None]:
+        """HTTP status of MLflow's /health and the platform service, right now (None: no answer)."""
+        urls = {
+            "mlflow": f"http://127.0.0.1:{self.env['IDSP_TRACKING__PORT']}/health",
+            # the service listens on the port after the proxy API's (idsp.service.hubconfig.port)
+            "service": f"http://127.0.0.1:{int(self.env['IDSP_HUB__PROXY_API_PORT']) + 1}/services/idsp/",
+        }
+        found: dict[str, int | None] = {}
+        for name, url in urls.items():
+            try:
+                found[name] = httpx.get(url, timeout=2).status_code
+            except httpx.HTTPError:
+                found[name] = None
+        return found
 
     def wait_tracking(self, timeout: float = 180) -> None:
         """MLflow starts beside the hub and takes longer; tests that need it wait here."""
@@ -141,16 +158,17 @@ def _cleanup_accounts(prefix: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def hub_env(tmp_path_factory):
+def hub_env():
     if os.geteuid() != 0:
         pytest.fail("the hub tests need root (they create OS accounts); CI runs as root")
     prefix = "t" + secrets.token_hex(3) + "-"
-    home = tmp_path_factory.mktemp("hub-home")
-    # User homes and case folders must be reachable by the test accounts: not below the
-    # 0700 pytest folder.
+    # User homes, case folders and the platform service's state (in the hub home) must be
+    # reachable by the test accounts: not below the pytest folder, which every pytest start
+    # (another test run meanwhile, too) closes to 0700 again.
     shared = Path(f"/tmp/idsp-hubtest-{prefix[:-1]}")
     shared.mkdir(mode=0o755)
     os.chmod(shared, 0o755)
+    home = shared / "hub-home"
     cases_root = shared / "cases"
     case_dir = cases_root / CASE_ID
     case_dir.mkdir(parents=True)

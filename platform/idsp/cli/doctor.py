@@ -7,7 +7,8 @@ import typer
 from idsp.cli._common import CONFIG_OPTION, JSON_OPTION, console, load, print_json
 from idsp.errors import CaseError, Refused
 
-ICONS = {"pass": "[green]✔ pass[/]", "fail": "[red]✘ fail[/]", "n/a": "[dim]– n/a[/]"}
+ICONS = {"pass": "[green]✔ pass[/]", "fail": "[red]✘ fail[/]", "n/a": "[dim]– n/a[/]",
+         "later": "[cyan]◌ later[/]"}
 
 
 def register(app: typer.Typer) -> None:

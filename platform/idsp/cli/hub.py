@@ -41,5 +41,7 @@ def down(
     """Stop a running `idsp hub up` and the services it started."""
     from idsp.hub.supervisor import down as hub_down
 
-    stopped = hub_down(load(config), servers=servers)
-    console().print("hub stopped" if stopped else "no running hub found", highlight=False)
+    report = hub_down(load(config), servers=servers)
+    console().print(report.summary(), highlight=False, soft_wrap=True)
+    if report.hub == "still running":
+        raise typer.Exit(1)

@@ -15,6 +15,7 @@ import bcrypt
 from nativeauthenticator import NativeAuthenticator
 from nativeauthenticator.handlers import DiscardHandler as _NativeDiscardHandler
 from nativeauthenticator.handlers import LoginHandler as _NativeLoginHandler
+from nativeauthenticator.handlers import SignUpHandler as _NativeSignUpHandler
 from nativeauthenticator.handlers import ToggleAuthorizationHandler as _NativeToggleHandler
 from tornado import web
 from traitlets import Unicode
@@ -54,6 +55,65 @@ class LoginHandler(_NativeLoginHandler):
     statsd = _NoStats()
 
 
+def signup_problem(authenticator, username: str, password: str) -> str | None:
+    """Which sign-up rule ``username``/``password`` break, in Dutch and English; None if none.
+
+    The same checks as NativeAuthenticator's ``create_user`` (which only returns None), in the
+    same order, so the page can name the rule instead of "Something went wrong!"."""
+    name = authenticator.normalize_username(username)
+    if not authenticator.validate_username(name):
+        return (
+            f"De gebruikersnaam {name!r} is niet toegestaan: begin met een kleine letter, "
+            "gebruik daarna alleen kleine letters, cijfers, punt of liggend streepje (_), "
+            "hoogstens 24 tekens, geen spatie of koppelteken. "
+            f"The user name {name!r} is not allowed: start with a lower-case letter, then only "
+            "lower-case letters, digits, dot or underscore, at most 24 characters."
+        )
+    minimum = authenticator.minimum_password_length
+    if len(password) < minimum:
+        return (
+            f"Het wachtwoord is te kort: minimaal {minimum} tekens (dit heeft er {len(password)}). "
+            f"The password is too short: at least {minimum} characters (this one has {len(password)})."
+        )
+    if authenticator.check_common_password and authenticator.is_password_common(password):
+        return (
+            "Dit wachtwoord staat op de lijst van veelgebruikte wachtwoorden; kies een ander. "
+            "This password is on the list of common passwords; choose another one."
+        )
+    return None
+
+
+class SignUpHandler(_NativeSignUpHandler):
+    """NativeAuthenticator's sign-up page, but a refused sign-up names the rule it broke."""
+
+    def get_result_message(self, user, assume_user_is_human, username_already_taken,
+                           confirmation_matches, user_is_admin):
+        alert, message = super().get_result_message(
+            user, assume_user_is_human, username_already_taken, confirmation_matches, user_is_admin
+        )
+        if not assume_user_is_human:
+            return alert, message
+        if username_already_taken:
+            return alert, (
+                "Deze gebruikersnaam is al in gebruik; kies een andere. "
+                "This user name is already taken; choose another one."
+            )
+        if not confirmation_matches:
+            return alert, (
+                "Het wachtwoord en de herhaling zijn niet gelijk; typ ze opnieuw. "
+                "The password and its confirmation differ; type them again."
+            )
+        if user is None:
+            problem = signup_problem(
+                self.authenticator,
+                self.get_body_argument("username", "", strip=False),
+                self.get_body_argument("signup_password", "", strip=False),
+            )
+            # None here: a rule this module does not know refused it; keep upstream's text
+            return alert, problem or message
+        return alert, message
+
+
 class _SameSiteOnly:
     """NativeAuthenticator approves (and discards) users on a plain GET, so a link on another
     site could make a logged-in admin approve an attacker's sign-up. Refuse cross-site GETs."""
@@ -81,6 +141,7 @@ class DiscardHandler(_SameSiteOnly, _NativeDiscardHandler):
 
 _REPLACED = {
     r"/login": LoginHandler,
+    r"/signup": SignUpHandler,
     r"/authorize/([^/]*)": ToggleAuthorizationHandler,
     r"/discard/([^/]*)": DiscardHandler,
 }

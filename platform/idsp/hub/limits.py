@@ -3,13 +3,17 @@
 Rule: the memory limit is always enforced by the kernel, never silently dropped: a cgroup
 (v2, else the v1 memory controller) and, where no cgroup is writable, ``RLIMIT_DATA`` (heap
 and private mappings). The CPU limit needs a cgroup; the hub log says how each server's
-limits are enforced, including "CPU not enforced".
+limits are enforced, including "CPU not enforced". A server's cgroups live as long as the
+server: removed when it stops (once its last process has left them), and whatever a stop
+could not remove is removed by ``idsp hub down`` (:func:`remove_stale`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
+import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -27,13 +31,78 @@ def parse_bytes(value: str | int | None) -> int | None:
     return int(value)
 
 
-def cgroup_mode() -> str:
-    controllers = CGROUP_ROOT / "cgroup.controllers"
+def cgroup_mode(root: Path = CGROUP_ROOT) -> str:
+    controllers = root / "cgroup.controllers"
     if controllers.is_file() and "memory" in controllers.read_text():
         return "v2"
-    if (CGROUP_ROOT / "memory" / "cgroup.procs").is_file():
+    if (root / "memory" / "cgroup.procs").is_file():
         return "v1"
     return "none"
+
+
+def _bases(root: Path) -> list[Path]:
+    # where ``Limits.prepare`` makes a server's cgroups: v2, v1 memory, v1 cpu
+    return [root / "idsp", root / "memory" / "idsp", root / "cpu" / "idsp"]
+
+
+def server_dirs(name: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """Every cgroup folder ``Limits.prepare`` can make for ``name``."""
+    return [base / name for base in _bases(root)]
+
+
+def _in_use(top: Path) -> bool:
+    """Whether a process is in this cgroup or one below it."""
+    for procs in [top / "cgroup.procs", *top.rglob("cgroup.procs")]:
+        try:
+            if procs.read_text().split():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def remove_dirs(dirs: list[Path], wait: float = 2.0) -> list[Path]:
+    """Remove these cgroups; returns those that stay because processes are still in them.
+
+    A stopped server's kernels and terminals may take a moment to exit after the server
+    itself, and the kernel refuses to remove a cgroup that still holds one (EBUSY): wait up
+    to ``wait`` seconds for them. Sub-cgroups go first (deepest folder first)."""
+    deadline = time.monotonic() + wait
+    left: list[Path] = []
+    for top in dirs:
+        if not top.is_dir():
+            continue
+        tree = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        for d in [*tree, top]:
+            while True:
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    # EBUSY: processes still inside (or just leaving); anything else won't pass
+                    if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                        left.append(d)
+                        break
+                    time.sleep(0.1)
+    return [d for d in left if d.is_dir()]
+
+
+def remove_stale(prefix: str, root: Path = CGROUP_ROOT, wait: float = 0.5) -> tuple[int, list[Path]]:
+    """Remove the cgroups of every user server named ``<prefix>...`` that no process is in
+    any more (for ``idsp hub down``); returns (how many removed, those still in use)."""
+    removed, busy = 0, []
+    for base in _bases(root):
+        for d in sorted(base.glob(f"{prefix}*")) if base.is_dir() else []:
+            # a running server's cgroup is skipped at once: waiting on each would add up
+            if not d.is_dir():
+                continue
+            if _in_use(d) or remove_dirs([d], wait=wait):
+                busy.append(d)
+            else:
+                removed += 1
+    return removed, busy
 
 
 class Limits:
@@ -99,9 +168,6 @@ class Limits:
                     return int(f.read_text().strip())
         return None
 
-    def remove(self) -> None:
-        for d in self.dirs:
-            try:
-                d.rmdir()
-            except OSError:
-                pass
+    def remove(self, wait: float = 2.0) -> list[Path]:
+        """Remove this server's cgroups; returns those still holding processes."""
+        return remove_dirs(self.dirs, wait=wait)

@@ -7,6 +7,10 @@ imports ``rfc3987_syntax``, which builds an Earley parser for RFC 3987 at import
 Jupyter never uses while starting. Here that import is deferred: the parser is built the
 first time an IRI is actually validated, and then behaves exactly as before.
 
+It also holds the JupyterLab settings the platform fixes for every user
+(:func:`install_lab_overrides`): written by ``idsp hub up`` into the platform environment,
+never into a user's home.
+
 Run as ``python -m idsp.hub.singleuser [jupyterhub-singleuser arguments]``.
 """
 
@@ -14,9 +18,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import os
 import sys
 import threading
 import types
+from pathlib import Path
 
 # module -> the functions others import from it by name (``from m import f`` binds at once,
 # so those names must exist on the stand-in and load the real module only when called).
@@ -67,6 +74,35 @@ def defer_imports(modules: dict[str, tuple[str, ...]] = DEFERRED) -> list[str]:
         sys.modules[name] = _Deferred(name, functions, path)
         deferred.append(name)
     return deferred
+
+
+# JupyterLab defaults for every user server. The news prompt ("Would you like to receive
+# official Jupyter news?") would greet each new user and, once answered yes, make their
+# browser fetch a feed from the internet: the platform answers no for everyone.
+LAB_OVERRIDES: dict[str, dict] = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false"}}
+
+
+def lab_overrides_file(prefix: Path | None = None) -> Path:
+    """JupyterLab's app-level ``overrides.json`` of the environment the servers run from."""
+    return Path(prefix or sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+
+
+def install_lab_overrides(prefix: Path | None = None) -> Path:
+    """Merge :data:`LAB_OVERRIDES` into ``overrides.json`` (other settings there are kept);
+    the file is written only when something changes, readable by all, writable by its owner."""
+    path = lab_overrides_file(prefix)
+    try:
+        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        current = {}  # an unreadable file would make JupyterLab ignore it anyway
+    if not isinstance(current, dict):
+        current = {}
+    merged = {**current, **{k: {**current.get(k, {}), **v} for k, v in LAB_OVERRIDES.items()}}
+    if merged != current:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.chmod(path, 0o644)
+    return path
 
 
 def main() -> int:
