@@ -7,15 +7,27 @@ file (``<log>.head``) holds the last seq and hash, so cutting entries off the en
 detected too. ``verify`` recomputes the whole chain and reports every break in plain words;
 it never repairs anything.
 
+A creation marker (``<stem>.created``, written with the first entry) and the head file
+outlive a deleted log: a log that is gone while either is there is MISSING, never "intact: 0
+entries", and nothing is appended to it (a new chain at seq 1 would hide the deletion).
+
+On the hub (a user server), :func:`append` sends the events the platform service accepts
+(``answered``, ``submitted``, ``member.added``) to the service, which records them with the
+actor the hub proved; the local file never sees them. The other events are still written
+here, by the user's own process, and marked ``"recorded_by": "process"``: unproved, so
+nothing may read them as the service's word. :func:`record` is the chain writer itself (the
+service uses it for its own log). Off the hub everything is written here and trusts its one
+user.
+
 Events written by IDSP: checklist.initialised, answered, submitted, approved, rejected,
 revoked, gate.checked, run.started, run.refused, reviewer.registered, reviewer.removed.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
+import pwd
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +63,29 @@ def _head_path(path: Path) -> Path:
     return path.with_name(path.name + ".head")
 
 
+def marker_path(path: Path) -> Path:
+    """Written once with a log's first entry: from then on the log must be there."""
+    return path.with_name(path.stem + ".created")
+
+
+def _os_user() -> str:
+    # The process's real account, not $LOGNAME or $USER, which its user sets at will.
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
+
+
+def _missing(path: Path) -> str | None:
+    if path.exists():
+        return None
+    for left in (marker_path(path), _head_path(path)):
+        if left.exists():
+            return (f"the audit log is missing: {left.name} shows it was created, so it was deleted or moved "
+                    "(nothing recorded yet would leave no such file)")
+    return None
+
+
 def entry_hash(entry: dict[str, Any]) -> str:
     return sha256_hex(canonical_json({k: v for k, v in entry.items() if k != "hash"}))
 
@@ -76,10 +111,32 @@ def _last_line(path: Path) -> str | None:
 def append(
     event: str, *, actor: str, case_id: str | None = None, config: PlatformConfig | None = None, **data: Any
 ) -> dict[str, Any]:
-    """Append one event and return the entry as written (with its seq and hash)."""
+    """Record one event where it belongs and return the entry (with its seq and hash).
+
+    On the hub an event the service accepts goes to the service, and ``actor`` must be the
+    signed-in user (the service refuses another name); every other event is written here
+    and marked as recorded by this process."""
+    from idsp.service import link
+
+    if not link.on_hub():
+        return record(event, actor=actor, case_id=case_id, config=config, **data)
+    if event in link.USER_EVENTS:
+        return link.hub_service().audit(event, case_id=case_id, actor=actor, **data)
+    return record(event, actor=actor, case_id=case_id, config=config, recorded_by="process", **data)
+
+
+def record(
+    event: str, *, actor: str, case_id: str | None = None, config: PlatformConfig | None = None,
+    recorded_by: str | None = None, **data: Any,
+) -> dict[str, Any]:
+    """Append one event to the local chain (``paths.audit_log`` of ``config``)."""
     path = log_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path.with_name(path.name + ".lock")):
+        gone = _missing(path)
+        if gone:
+            raise Refused(gone + ", so nothing is appended (a new chain would hide the deletion)", where=str(path),
+                          fix="The platform admin restores the log from backup; `idsp ethics audit verify` reports it")
         last = _last_line(path)
         if last is None:
             seq, prev = 1, GENESIS
@@ -99,11 +156,13 @@ def append(
             "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
             "event": event,
             "actor": actor,
-            "os_user": getpass.getuser(),
+            "os_user": _os_user(),
             "case_id": case_id,
             "data": json.loads(json.dumps(data, default=str)),
             "prev": prev,
         }
+        if recorded_by is not None:
+            entry["recorded_by"] = recorded_by
         entry["hash"] = entry_hash(entry)
         line = json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
         try:
@@ -116,6 +175,8 @@ def append(
         finally:
             os.close(fd)
         atomic_write(_head_path(path), json.dumps({"seq": seq, "hash": entry["hash"]}) + "\n")
+        if seq == 1:
+            marker_path(path).touch(mode=0o640, exist_ok=True)
     return entry
 
 
@@ -149,18 +210,32 @@ class AuditReport:
     path: Path
     entries: int
     problems: list[str] = field(default_factory=list)
+    missing: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def status(self) -> str:
+        """"missing", "broken", "intact", or "none" (nothing was ever recorded here)."""
+        if self.missing:
+            return "missing"
+        if self.problems:
+            return "broken"
+        return "intact" if self.path.exists() else "none"
+
     def as_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "entries": self.entries, "ok": self.ok, "problems": self.problems}
+        return {"path": str(self.path), "status": self.status, "entries": self.entries, "ok": self.ok,
+                "problems": self.problems}
 
 
 def verify(config: PlatformConfig | None = None, *, path: Path | None = None) -> AuditReport:
     """Recompute the chain; name each edited, inserted, deleted, reordered or cut entry."""
     path = path or log_path(config)
+    gone = _missing(path)
+    if gone:
+        return AuditReport(path=path, entries=0, problems=[gone], missing=True)
     problems: list[str] = []
     count = 0
     prev_hash, prev_seq = GENESIS, 0

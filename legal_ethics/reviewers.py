@@ -7,9 +7,12 @@ folder — and only for entries that were added through ``register`` (which writ
 count. A registry file that group or others can write is refused outright. Private keys
 never enter the registry: each reviewer keeps an Ed25519 key file with mode 0600.
 
-The current user is ``$IDSP_USER`` if set, else the operating-system login
-(``getpass.getuser()``); on the hub every user has their own OS account. Answers record
-this name; approvals are proven by the key, not by the name.
+The current user, on the hub (a user server), is the hub user name the platform service
+proves for the server's own token (``GET api/whoami``, asked once per process):
+``$IDSP_USER``, ``LOGNAME`` and the OS account (``idsp-anouk``) decide nothing there, and
+without the service nothing is recorded. Off the hub it is ``$IDSP_USER`` if set, else the
+operating-system login (``getpass.getuser()``): that mode trusts its one user. Answers
+record this name; approvals are proven by the key and the name together.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import base64
 import getpass
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from idsp.errors import UserError
+from idsp.errors import Refused, UserError
 from idsp.files import atomic_write
 from pydantic import Field, field_validator
 
@@ -42,8 +46,37 @@ class RegistryError(UserError):
     """The reviewer registry is missing, unsafe or invalid."""
 
 
+_said: set[tuple[str, str]] = set()
+
+
 def current_user() -> str:
-    return os.environ.get(USER_ENV) or getpass.getuser()
+    from idsp.service import link
+
+    if not link.on_hub():
+        return os.environ.get(USER_ENV) or getpass.getuser()
+    name = link.proved_user()
+    declared = os.environ.get(USER_ENV)
+    if declared and declared != name and (declared, name) not in _said:
+        _said.add((declared, name))  # once per process: every step asks
+        print(f"note: ${USER_ENV}={declared} is ignored on the hub; you are {name}, as the hub proved",
+              file=sys.stderr)
+    return name
+
+
+def acting_user(actor: str | None = None) -> str:
+    """Who performs a step: on the hub always the proved user, and another name is refused
+    before anything is written; off the hub ``actor`` or the current user."""
+    from idsp.service import link
+
+    if not link.on_hub():
+        return actor or current_user()
+    me = current_user()
+    if actor and actor != me:
+        raise Refused(
+            f"on the hub you act as {me!r}, as the hub proved, not as {actor!r}",
+            fix="Leave the actor out: the platform records the signed-in user",
+        )
+    return me
 
 
 def default_key_path() -> Path:

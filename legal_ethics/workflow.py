@@ -21,7 +21,7 @@ from idsp.errors import Refused, UserError
 from legal_ethics import approvals, audit, checklist, state
 from legal_ethics import bindings as _bindings
 from legal_ethics.canonical import sha256_file, sha256_hex
-from legal_ethics.reviewers import current_user, load_key, load_registry, role_label
+from legal_ethics.reviewers import acting_user, load_key, load_registry, role_label
 from legal_ethics.schema import PURPOSES, Answer, ChecklistItem, Evidence, Purpose, Submission
 from legal_ethics.storage import locked
 
@@ -93,7 +93,7 @@ def answer_many(
     Each entry is ``{key, value, rationale, evidence: [paths]}``; a metric check takes no
     value (it is read from its artefact, which becomes evidence).
     """
-    actor = actor or current_user()
+    actor = acting_user(actor)
     with locked(checklist.lock_path(case)):
         defn = checklist.load_definition(case)
         made = [_make_answer(case, defn, entry, actor=actor, at=_now(now)) for entry in entries]
@@ -157,7 +157,7 @@ def submit(
     "development" (the blocking items of phase "use" may wait for the runs it allows)."""
     if purpose not in PURPOSES:
         raise UserError(f"unknown purpose {purpose!r}", fix=f"Use one of: {', '.join(PURPOSES)}")
-    actor = actor or current_user()
+    actor = acting_user(actor)
     with locked(checklist.lock_path(case)):
         st = state.evaluate(case, config=config, now=now)
         if (st.status in ("in_review", "approved") and st.submission
@@ -210,7 +210,7 @@ def decide(
 ):
     """Sign and record an approve, reject or revoke decision by the holder of ``key_path``."""
     cfg = _config(config)
-    actor = actor or current_user()
+    actor = acting_user(actor)
     key = load_key(key_path)
     registry = load_registry(cfg)
     reviewer = registry.by_key(key.public_key)

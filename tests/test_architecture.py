@@ -31,6 +31,7 @@ MAX_FUNCTION_LINES = 80
 # ``legal_ethics.profiles`` sits above the rest of ``legal_ethics.**``.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("idsp.errors", "idsp.files", "idsp.defaults")),
+    ("service link", ("idsp.service.link",)),
     ("config", ("idsp.config", "idsp.keys")),
     ("case file", ("idsp.case_file",)),
     ("data and identifiers", ("idsp.data", "idsp.privacy.**", "idsp.scanning")),

@@ -9,7 +9,7 @@ import secrets
 
 import httpx
 import pytest
-from idsp.hub.tracking import ADMIN_USER, TrackingAdmin
+from idsp.hub.tracking import ADMIN_USER, ExperimentRecord, TrackingAdmin
 from testkit.mlflow_server import start_server
 
 
@@ -29,9 +29,9 @@ def _read(url: str, experiment: str, auth: tuple[str, str]) -> int:
 
 
 @pytest.mark.slow
-def test_leaving_a_case_revokes_its_experiment_at_the_next_provisioning(auth_server):
+def test_leaving_a_case_revokes_its_experiment_at_the_next_provisioning(auth_server, tmp_path):
     server, admin_password = auth_server
-    admin = TrackingAdmin(server.url, admin_password)
+    admin = TrackingAdmin(server.url, admin_password, ExperimentRecord(tmp_path / "experiments.json"))
     alice = ("alice", secrets.token_urlsafe(16))
     assert asyncio.run(admin.provision(*alice, ["case-a", "case-b"])) == ["case-a", "case-b"]
     assert _read(server.url, "case-a", alice) == 200
@@ -55,9 +55,9 @@ def test_leaving_a_case_revokes_its_experiment_at_the_next_provisioning(auth_ser
 
 
 @pytest.mark.slow
-def test_an_experiment_the_user_made_stays_theirs(auth_server):
+def test_an_experiment_the_user_made_stays_theirs(auth_server, tmp_path):
     server, admin_password = auth_server
-    admin = TrackingAdmin(server.url, admin_password)
+    admin = TrackingAdmin(server.url, admin_password, ExperimentRecord(tmp_path / "experiments.json"))
     carol = ("carol", secrets.token_urlsafe(16))
     asyncio.run(admin.provision(*carol, ["case-c"]))
     r = httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": "carol-scratch"}, auth=carol,

@@ -23,17 +23,25 @@ def test_without_a_hub_it_says_in_process_and_whom_it_trusts():
 
 def test_in_process_audit_is_the_local_chain_and_a_missing_log_says_so():
     service = InProcess()
-    assert service.verify()["status"] == "missing"
+    first = service.verify()  # nothing recorded yet: said so, never "intact: 0 entries"
+    assert first["status"] == "none" and "nothing was recorded here yet" in first["problems"][0]
     entry = service.audit("answered", case_id="ce-1", item="avg-01")
     assert entry["actor"] == service.whoami()["name"] and entry["data"] == {"item": "avg-01"}
     report = service.verify()
     assert report["status"] == "intact" and report["entries"] == 1 and "trusts" in report["note"]
+    from legal_ethics import audit
+
+    audit.log_path().unlink()
+    gone = service.verify()
+    assert gone["status"] == "missing" and "deleted or moved" in gone["problems"][0]
 
 
 def test_on_the_hub_there_is_no_quiet_fallback_to_in_process():
     assert on_hub(HUB_ENV)
     with pytest.raises(UserError, match="IDSP_SERVICE_URL"):
         connect(HUB_ENV)
+    with pytest.raises(UserError, match="not the hub's platform service"):
+        connect({**HUB_ENV, "IDSP_SERVICE_URL": "https://collector.example/services/idsp/"})
 
 
 def test_on_the_hub_the_service_answers_with_the_servers_token(served):

@@ -253,6 +253,47 @@ print(json.dumps({"mode": service.mode, "me": service.whoami(), "cases": [c["id"
     assert seen["cases"] == [CASE_ID]
 
 
+def test_inside_a_server_the_library_records_as_the_hub_user_whatever_it_is_told(alice_server, platform):
+    """IDSP_USER=ghost, LOGNAME, and IDSP_HOME / IDSP_CONFIG pointed into the user's own home
+    change neither the actor the service records nor the service the library talks to; a
+    forged decision from the library is the service's 403 with its reason."""
+    home, _index, _prefix = platform
+    seen = _in_server(
+        alice_server,
+        f"""
+import json, os, pathlib, sys, io
+sys.stderr = io.StringIO()
+url = os.environ["IDSP_SERVICE_URL"]
+mine = pathlib.Path.home() / "fake"
+(mine / "audit").mkdir(parents=True, exist_ok=True)
+(mine / "platform.yaml").write_text("hub:\\n  proxy_api_port: 9100\\n")
+os.environ.update({{"IDSP_USER": "ghost", "LOGNAME": "ghost", "USER": "ghost",
+                    "IDSP_HOME": str(mine), "IDSP_CONFIG": str(mine / "platform.yaml")}})
+from legal_ethics import audit
+from legal_ethics.reviewers import current_user
+from idsp.errors import Refused
+from idsp.service.link import hub_service
+entry = audit.append("answered", actor=current_user(), case_id={CASE_ID!r}, item="avg-01")
+try:
+    hub_service().audit("approved", case_id={CASE_ID!r})
+    forged = "accepted"
+except Refused as exc:
+    forged = str(exc)
+print(json.dumps({{"entry": entry, "url": hub_service().url, "set": url, "forged": forged,
+                  "note": sys.stderr.getvalue(), "local": (mine / "audit" / "audit.jsonl").exists()}}))
+""",
+    )
+    assert seen["entry"]["actor"] == "alice" and seen["entry"]["event"] == "answered"
+    assert seen["url"].rstrip("/") == seen["set"].rstrip("/")
+    assert "$IDSP_USER=ghost is ignored on the hub; you are alice" in seen["note"]
+    assert "cannot record 'approved'" in seen["forged"]
+    assert not seen["local"]  # the user's own files got no copy that could pass for the record
+    log = [json.loads(x) for x in (home / "service" / "audit" / "audit.jsonl").read_text().splitlines()]
+    recorded = next(e for e in log if e["hash"] == seen["entry"]["hash"])
+    assert recorded["actor"] == "alice" and recorded["os_user"] != "ghost"
+    assert not any(e.get("actor") == "ghost" for e in log)
+
+
 def test_a_deleted_log_is_reported_missing_and_nothing_new_starts(hub, platform, alice_token):
     home, _index, _prefix = platform
     log = home / "service" / "audit" / "audit.jsonl"

@@ -41,6 +41,16 @@ def _cfg():
     return load_config()
 
 
+def _mode() -> dict[str, str]:
+    """Which mode records and decides here, said on every status: a laptop trusts its user."""
+    from idsp.service.client import IN_PROCESS_NOTE, on_hub
+
+    if on_hub():
+        return {"mode": "hub", "note": "hub mode: who you are comes from the hub, and the platform service "
+                "records answers and submissions; other entries made here are marked as recorded by this process"}
+    return {"mode": "in-process", "note": IN_PROCESS_NOTE}
+
+
 @app.command("init")
 def init(force: bool = typer.Option(False, "--force", help="Rebuild an existing checklist (approvals must be renewed)."),
          case: Path = CASE_OPTION, as_json: bool = JSON_OPTION) -> None:
@@ -85,7 +95,7 @@ def status(items: bool = typer.Option(False, "--items", help="List every item wi
 
     c = _case(case)
     st = state.evaluate(c)
-    data = st.as_dict()
+    data = st.as_dict() | {"mode": _mode()}
     if st.definition is not None and st.answers is not None:
         data["open_points"] = checklist.item_problems(c, st.definition, st.answers) + checklist.evidence_problems(c, st.answers)
         answered = st.answers.answers
@@ -107,6 +117,7 @@ def status(items: bool = typer.Option(False, "--items", help="List every item wi
     elif st.submission is not None:
         detail = f" (submitted for {st.submission.purpose})"
     out.print(f"status: [bold]{st.status}[/]{detail}", highlight=False)
+    out.print(data["mode"]["note"], highlight=False, soft_wrap=True)
     if st.definition is None:
         out.print("no checklist: run `idsp ethics init`")
         return
@@ -360,31 +371,61 @@ def audit_verify(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Recompute the hash chain; exit 1 naming each edited, deleted, inserted or reordered entry."""
+    """Recompute the hash chain; exit 1 naming each edited, deleted, inserted or reordered entry.
+
+    On the hub the platform service checks its own log (the official one); entries this
+    process wrote itself are checked as the local log, marked unproved."""
+    from idsp.service.client import hub_service, on_hub
+
+    local = _verify_local(against_tracking)
+    if not on_hub():
+        _print_verdict("audit log", local, as_json)
+        raise typer.Exit(0 if local["status"] in ("intact", "none") else 1)
+    official = hub_service().verify()
+    if as_json:
+        print_json({"service": official, "process": local})
+    else:
+        _print_verdict("platform audit log (platform service)", official, False)
+        if local["status"] != "none":
+            _print_verdict("entries recorded by this process (unproved)", local, False)
+    bad = official["status"] != "intact" or local["status"] not in ("intact", "none")
+    raise typer.Exit(1 if bad else 0)
+
+
+def _verify_local(against_tracking: bool) -> dict:
     from dataclasses import replace
 
     from legal_ethics import audit
 
     cfg = _cfg()
     report = audit.verify(cfg)
-    anchors = None
-    if against_tracking:
+    out = report.as_dict()
+    if against_tracking and not report.missing:
         from idsp.tracking import audit_anchors, tracking_uri
 
         anchors = audit_anchors(cfg)
         problems = audit.check_anchors(anchors, cfg, tracking_uri=tracking_uri(cfg))
-        report = replace(report, problems=report.problems + problems)
-    compared = None if anchors is None else sum(1 for tag in anchors.values() if tag)
+        out = replace(report, problems=report.problems + problems).as_dict()
+        out["runs_compared"] = sum(1 for tag in anchors.values() if tag)
+    return out
+
+
+def _print_verdict(what: str, report: dict, as_json: bool) -> None:
     if as_json:
-        print_json(report.as_dict() | ({} if compared is None else {"runs_compared": compared}))
-    elif report.ok:
+        print_json(report)
+        return
+    where = f" ({report['path']})" if report.get("path") else ""
+    status = report["status"]
+    if status == "intact":
+        compared = report.get("runs_compared")
         agrees = "" if compared is None else f"; agrees with the {compared} run(s) on the tracking server"
-        console().print(f"audit log intact: {report.entries} entries ({report.path}){agrees}")
+        console().print(f"{what} intact: {report['entries']} entries{where}{agrees}", highlight=False, soft_wrap=True)
+    elif status == "none":
+        console().print(f"{what}: none yet{where}; nothing has been recorded here", highlight=False, soft_wrap=True)
     else:
-        console().print(f"audit log BROKEN ({report.path}):", highlight=False)
-        for p in report.problems:
+        console().print(f"{what} {'MISSING' if status == 'missing' else 'BROKEN'}{where}:", highlight=False, soft_wrap=True)
+        for p in report["problems"]:
             console().print(f"  - {p}", highlight=False, soft_wrap=True)
-    raise typer.Exit(0 if report.ok else 1)
 
 
 @audit_app.command("show")

@@ -48,10 +48,12 @@ def serve(
     config: str = CONFIG_OPTION,
 ) -> None:
     """Run the tracking server in the foreground; Ctrl-C or SIGTERM stops it and all its workers."""
+    from idsp.hub.state import HubPaths
     from idsp.tracking import server as ts
 
+    cfg = load(config)
     spec = ts.prepare(
-        load(config),
+        cfg,
         host=host,
         port=port,
         backend_store_uri=backend_store_uri,
@@ -60,6 +62,7 @@ def serve(
         auth=auth,
         auth_config=auth_config,
         allowed_hosts=allowed_hosts,
+        hub_store=_hub_store(cfg, HubPaths.of(cfg)),
     )
     err = console_err()
     err.print(
@@ -73,6 +76,18 @@ def serve(
 
     code = ts.serve(spec, on_ready=ready)
     raise typer.Exit(code)
+
+
+def _hub_store(cfg, paths):
+    """The hub's MLflow store, if a hub was set up in this platform home (its state folder
+    exists; one we cannot look into counts as there)."""
+    from idsp.tracking.server import HubStore
+
+    try:
+        present = paths.state_dir.is_dir() or paths.mlflow_admin_password.exists()
+    except OSError:
+        present = True
+    return HubStore(paths.mlflow_dir, cfg.tracking_backend_uri()) if present else None
 
 
 @app.command("model-card")

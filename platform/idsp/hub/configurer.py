@@ -16,7 +16,7 @@ from idsp.config import PlatformConfig
 from idsp.hub import accounts
 from idsp.hub.auth import refuse_unsafe
 from idsp.hub.cases import read_index
-from idsp.hub.state import HubPaths
+from idsp.hub.state import HubPaths, read_secret
 from idsp.hub.tracking import IMPL_ENV, service_command
 from idsp.service import hubconfig as platform_service
 
@@ -192,18 +192,27 @@ def _services(
             }
         )
         roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
-    services.append(
-        platform_service.service_entry(
-            cfg, python=python, case_index=str(paths.case_index), cases_root=str(paths.cases_root),
-            environment=dict(marker),
-        )
+    # MLflow through the hub (/services/mlflow/): the platform service forwards it as each
+    # user, so it needs the user key; `idsp hub up` makes the key before the hub loads this.
+    mlflow_key = read_secret(paths.mlflow_user_key) if paths.mlflow_user_key.is_file() else ""
+    entry = platform_service.service_entry(
+        cfg, python=python, case_index=str(paths.case_index), cases_root=str(paths.cases_root),
+        environment=dict(marker), mlflow_key=mlflow_key,
     )
+    if mlflow_key:
+        # The hub waits for a managed service's url before it starts the next one: the
+        # platform service comes first, so the `mlflow` entry finds its url answering.
+        services[0]["url"] = platform_service.url(cfg)
+        services.insert(0, entry)
+    else:
+        services.append(entry)
     roles.extend(platform_service.roles())
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
     c.IdspSpawner.tracking_uri = cfg.tracking.client_uri()
     c.IdspSpawner.tracking_admin_password_file = str(paths.mlflow_admin_password)
     c.IdspSpawner.tracking_user_key_file = str(paths.mlflow_user_key)
+    c.IdspSpawner.tracking_record_file = str(paths.mlflow_experiments)
 
 
 def load_into(c) -> None:

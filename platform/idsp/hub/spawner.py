@@ -40,6 +40,9 @@ class IdspSpawner(LocalProcessSpawner):
     tracking_uri = Unicode("", config=True, help="MLflow tracking URI injected into servers")
     tracking_admin_password_file = Unicode("", config=True)
     tracking_user_key_file = Unicode("", config=True)
+    tracking_record_file = Unicode(
+        "", config=True, help="the hub's record of the case experiments it made (in its own state folder)"
+    )
 
     _limits: limits.Limits | None = None
     _tracking_stamp: list | None = None
@@ -168,14 +171,23 @@ class IdspSpawner(LocalProcessSpawner):
     async def _provision_tracking(self, password: str | None) -> None:
         if password is None:
             return
-        from idsp.hub.tracking import TrackingAdmin
+        from idsp.hub.tracking import ExperimentRecord, TrackingAdmin
 
         cases = sorted(self._case_ids())
         # Each admin call costs a password hash on the MLflow side: skip when nothing changed
         # since the last spawn (same cases, same derived password).
-        stamp = [cases, hashlib.sha256(password.encode()).hexdigest()[:16]]
+        # "claimed": stamps from before the hub recorded its experiments do not match, so
+        # the first spawn after an upgrade claims the user's case experiments.
+        stamp = [cases, hashlib.sha256(password.encode()).hexdigest()[:16], "claimed"]
         if self._tracking_stamp != stamp:
-            admin = TrackingAdmin(self.tracking_uri, read_secret(Path(self.tracking_admin_password_file)))
+            if not self.tracking_record_file:  # no record: every case name would look squatted
+                raise RuntimeError("IdspSpawner.tracking_record_file is not set (the hub configurer sets it)")
+            admin = TrackingAdmin(
+                self.tracking_uri,
+                read_secret(Path(self.tracking_admin_password_file)),
+                ExperimentRecord(Path(self.tracking_record_file)),
+                logger=self.log,
+            )
             experiments = await admin.provision(self.user.name, password, cases)
             self._tracking_stamp = stamp
             self.log.info("MLflow account %s may edit %s", self.user.name, experiments or "no experiments")
@@ -232,4 +244,5 @@ class IdspSpawner(LocalProcessSpawner):
                 )
                 if d.is_dir()
             ]
-        self._limits.remove()
+        # waits (off the event loop) for the server's last processes to leave its cgroups
+        await asyncio.to_thread(self._limits.remove)

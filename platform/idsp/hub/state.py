@@ -71,6 +71,11 @@ class HubPaths:
         return self.secrets_dir / "mlflow-user-key"
 
     @property
+    def mlflow_experiments(self) -> Path:
+        """Which MLflow experiment the hub made for each case (root's, in the 0700 state folder)."""
+        return self.state_dir / "mlflow-experiments.json"
+
+    @property
     def mlflow_auth_ini(self) -> Path:
         return self.secrets_dir / "mlflow-basic-auth.ini"
 

@@ -10,8 +10,8 @@ hub, :mod:`idsp.service.client` answers in-process and says that this mode trust
 
 from __future__ import annotations
 
-SERVICE_NAME = "idsp"
-PREFIX = f"/services/{SERVICE_NAME}/"
+from idsp.service.link import PREFIX, SERVICE_NAME
+
 # The scope a hub user (browser login or server token) needs to use the service at all.
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubOAuth
-
 from idsp.service import PREFIX
 from idsp.service.app import Service, make_app
 from idsp.service.auditlog import AuditLog
 from idsp.service.cases import CaseDirectory
+from idsp.service.hubconfig import MLFLOW_KEY_ENV
+from idsp.service.mlflow_proxy import MlflowUpstream, SharedCookieHubOAuth
 
 log = logging.getLogger("idsp.service")
 AUTH_CACHE_SECONDS = 60  # how long a changed group or revoked scope may take to be seen
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state", type=Path, required=True, help="the service's own folder (0700)")
     parser.add_argument("--case-index", type=Path, required=True)
     parser.add_argument("--cases-root", type=Path, required=True)
+    parser.add_argument("--mlflow-url", help="the MLflow server to forward <prefix>mlflow/ to")
+    parser.add_argument("--mlflow-at", action="append", default=[], help="a further mount point")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="[idsp-service %(levelname)s %(asctime)s] %(message)s"
@@ -57,7 +59,15 @@ def main(argv: list[str] | None = None) -> None:
     port = url.port
     if not port:
         _refuse("JUPYTERHUB_SERVICE_URL is not set: the hub starts this service")
-    hub_auth = HubOAuth(cache_max_age=AUTH_CACHE_SECONDS)
+    # The hub hands the MLflow user key in the environment (see hubconfig.MLFLOW_KEY_ENV);
+    # taken out of it at once, so nothing this process might start inherits it.
+    mlflow_key = os.environ.pop(MLFLOW_KEY_ENV, "")
+    if args.mlflow_url and not mlflow_key:
+        _refuse(f"--mlflow-url needs the MLflow user key in {MLFLOW_KEY_ENV} (the hub sets it)")
+    # With a further mount point (/services/mlflow/) the login cookie must reach it too; only
+    # hub services live below .../services/, never a user's server.
+    shared = os.path.dirname(args.mlflow_at[0].rstrip("/")) + "/" if args.mlflow_at else ""
+    hub_auth = SharedCookieHubOAuth(cache_max_age=AUTH_CACHE_SECONDS, shared_cookie_path=shared)
     if not hub_auth.access_scopes:
         _refuse("the hub gave no access scopes, so anyone it knows would get in")
     audit_log = AuditLog(args.state / "audit")
@@ -71,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
         audit_log,
         CaseDirectory(args.case_index, args.cases_root),
         prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", PREFIX),
+        mlflow=MlflowUpstream(args.mlflow_url, mlflow_key, also_at=tuple(args.mlflow_at))
+        if args.mlflow_url
+        else None,
     )
     # A fresh cookie secret each start: a restart only sends browsers through the hub's
     # login once more (no prompt), and no secret file needs guarding.

@@ -28,6 +28,8 @@ from tornado.escape import xhtml_escape
 from idsp.service import ACCESS_SCOPE, PREFIX
 from idsp.service.auditlog import RESERVED_KEYS, USER_EVENTS, AuditLog, LogMissing
 from idsp.service.cases import CaseDirectory, IndexUnreadable
+from idsp.service.mlflow_proxy import MlflowUpstream
+from idsp.service.mlflow_proxy import routes as mlflow_routes
 
 MAX_BODY = 64 * 1024  # an audit event is a few hundred bytes; evidence goes elsewhere
 BODY_FIELDS = frozenset({"event", "case_id", "data", "actor"})
@@ -39,6 +41,7 @@ class Service:
     log: AuditLog
     cases: CaseDirectory
     prefix: str = PREFIX
+    mlflow: MlflowUpstream | None = None  # MLflow through the hub at <prefix>mlflow/
     # One worker: appends (fsync) stay off the event loop and never overlap.
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="idsp-service")
@@ -294,6 +297,7 @@ def make_app(service: Service, *, cookie_secret: bytes) -> web.Application:
             (p + "api/cases", Cases, kw),
             (p + "api/audit", Audit, kw),
             (p + "api/audit/verify", AuditVerify, kw),
+            *(mlflow_routes(p, service.hub_auth, service.mlflow) if service.mlflow else []),
         ],
         cookie_secret=cookie_secret,
         login_url=service.hub_auth.login_url,

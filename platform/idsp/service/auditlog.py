@@ -17,12 +17,10 @@ from typing import Any
 from idsp.config import Paths, PlatformConfig
 from idsp.errors import Refused
 from idsp.service import SERVICE_NAME
+from idsp.service.link import USER_EVENTS
 from legal_ethics import audit
 
-# What a signed-in user may record through the service in this first slice. Decisions
-# (approved, rejected, revoked), run and gate events and registry changes come later from
-# the service's own code paths, never from a request body.
-USER_EVENTS = frozenset({"answered", "submitted", "member.added"})
+__all__ = ["RESERVED_KEYS", "SERVICE_ACTOR", "USER_EVENTS", "AuditLog", "LogMissing"]
 # Hub user names never contain ':', so no user can be this actor.
 SERVICE_ACTOR = f"service:{SERVICE_NAME}"
 RESERVED_KEYS = frozenset(
@@ -46,7 +44,7 @@ class AuditLog:
         self.path = folder / "audit.jsonl"
         self.head = folder / "audit.jsonl.head"
         # Written once, right after the first entry: from then on the log must exist.
-        self.marker = folder / "audit.created"
+        self.marker = audit.marker_path(self.path)
         self._config = _at(self.path)
 
     def open(self) -> str:
@@ -58,7 +56,8 @@ class AuditLog:
             return "present"
         if self.marker.exists() or self.head.exists():
             return "missing"
-        audit.append("log.created", actor=SERVICE_ACTOR, config=self._config)
+        # record(), not append(): the service writes its own chain, it never asks itself
+        audit.record("log.created", actor=SERVICE_ACTOR, config=self._config)
         self.marker.touch(mode=0o600, exist_ok=True)
         return "created"
 
@@ -70,7 +69,7 @@ class AuditLog:
                 "the platform's audit log is missing (deleted after the service created it), so nothing is recorded",
                 fix="The platform admin restores it from backup; `GET /services/idsp/api/audit/verify` reports it",
             )
-        return audit.append(event, actor=actor, case_id=case_id, config=self._config, **data)
+        return audit.record(event, actor=actor, case_id=case_id, config=self._config, **data)
 
     def verify(self) -> dict[str, Any]:
         """``{"status": "intact" | "broken" | "missing", "entries": n, "problems": [...]}``."""

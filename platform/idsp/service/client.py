@@ -9,25 +9,18 @@ files and says that this mode trusts its one user.
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+from idsp.service.link import HubService, hub_service, on_hub, proved_user, service_url
 
-from idsp.errors import Refused, UserError
-from idsp.service.hubconfig import SERVICE_URL_ENV
+__all__ = ["IN_PROCESS_NOTE", "HubService", "InProcess", "connect", "hub_service", "on_hub", "proved_user"]
 
 IN_PROCESS_NOTE = (
     "in-process mode: no hub here, so this mode trusts its one user; "
     "nothing it records or decides is official on the hub"
 )
-
-
-def on_hub(environ: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if environ is None else environ
-    return bool(env.get("JUPYTERHUB_API_TOKEN") and env.get("JUPYTERHUB_API_URL"))
 
 
 def connect(
@@ -36,88 +29,7 @@ def connect(
     env = os.environ if environ is None else environ
     if not on_hub(env):
         return InProcess()
-    url = env.get(SERVICE_URL_ENV, "")
-    if not url:
-        raise UserError(
-            f"this is a hub server, but ${SERVICE_URL_ENV} (where the platform service listens) is not set",
-            fix="Stop and start your server from the hub's home page; the platform sets it at each start",
-        )
-    return HubService(url, env["JUPYTERHUB_API_TOKEN"], timeout=timeout)
-
-
-class HubService:
-    """The platform service over HTTP, authenticated by the server's own hub token."""
-
-    mode = "hub"
-
-    def __init__(
-        self,
-        url: str,
-        token: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ):
-        self.url = url.rstrip("/") + "/"
-        self._http = httpx.Client(
-            base_url=self.url,
-            timeout=timeout,
-            transport=transport,
-            headers={"Authorization": f"token {token}"},
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> HubService:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _call(self, method: str, path: str, **kw) -> Any:
-        try:
-            r = self._http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise UserError(
-                f"the platform service is not reachable ({exc.__class__.__name__}: {exc})",
-                where=self.url + path,
-                fix="Try again in a minute; if it stays so, the platform admin checks `idsp hub up`",
-            ) from None
-        try:
-            body = r.json()
-        except ValueError:
-            body = {"error": r.text[:200]}
-        if r.status_code < 400:
-            return body
-        message = body.get("error") or f"HTTP {r.status_code}"
-        fix = body.get("fix")
-        if r.status_code in (403, 409):  # a proper check that said no
-            raise Refused(f"the platform service refused: {message}", fix=fix)
-        if r.status_code == 401:
-            raise UserError(
-                f"the platform service did not accept this server's hub token: {message}",
-                fix=fix or "Stop and start your server from the hub's home page",
-            )
-        raise UserError(
-            f"the platform service answered {r.status_code}: {message}",
-            where=self.url + path,
-            fix=fix,
-        )
-
-    def whoami(self) -> dict[str, Any]:
-        return self._call("GET", "api/whoami")
-
-    def cases(self) -> list[dict[str, Any]]:
-        return self._call("GET", "api/cases")["cases"]
-
-    def audit(self, event: str, *, case_id: str, **data: Any) -> dict[str, Any]:
-        return self._call(
-            "POST", "api/audit", json={"event": event, "case_id": case_id, "data": data}
-        )
-
-    def verify(self) -> dict[str, Any]:
-        return self._call("GET", "api/audit/verify")
+    return HubService(service_url(env), env["JUPYTERHUB_API_TOKEN"], timeout=timeout)
 
 
 class InProcess:
@@ -137,8 +49,10 @@ class InProcess:
         return self.config
 
     def whoami(self) -> dict[str, Any]:
+        from legal_ethics.reviewers import current_user
+
         return {
-            "name": getpass.getuser(),
+            "name": current_user(),
             "groups": [],
             "admin": False,
             "kind": "user",
@@ -162,20 +76,13 @@ class InProcess:
     def verify(self) -> dict[str, Any]:
         from legal_ethics import audit
 
-        path = audit.log_path(self._cfg())
-        if not path.exists():
-            return {
-                "status": "missing",
-                "entries": 0,
-                "note": self.note,
-                "problems": [
-                    f"there is no audit log at {path} (nothing recorded yet, or it was deleted)"
-                ],
-            }
         report = audit.verify(self._cfg())
+        problems = list(report.problems)
+        if report.status == "none":  # never "intact: 0 entries": say what is there
+            problems = [f"there is no audit log at {report.path}: nothing was recorded here yet"]
         return {
-            "status": "intact" if report.ok else "broken",
+            "status": report.status,
             "entries": report.entries,
-            "problems": list(report.problems),
+            "problems": problems,
             "note": self.note,
         }

@@ -12,8 +12,9 @@ from __future__ import annotations
 from idsp.config import PlatformConfig
 from idsp.service import ACCESS_SCOPE, PREFIX, SERVICE_NAME
 from idsp.service.account import account_name, state_dir
+from idsp.service.link import SERVICE_URL_ENV
 
-SERVICE_URL_ENV = "IDSP_SERVICE_URL"
+__all__ = ["SERVICE_URL_ENV", "SERVER_TOKEN_SCOPES", "client_url", "port", "roles", "service_entry", "url"]
 # JupyterHub's default "server" role, plus the service: a server's $JUPYTERHUB_API_TOKEN
 # then authenticates the library and CLI inside it. A token only ever gets the part of
 # these scopes its user holds.
@@ -35,6 +36,17 @@ def client_url(cfg: PlatformConfig) -> str:
     return url(cfg) + PREFIX
 
 
+# The platform's MLflow user key, handed by the hub to the service in its environment: the
+# service's account cannot read root's secrets folder, and the service needs the key to reach
+# MLflow as each user (docs/service.md, "MLflow through the hub").
+MLFLOW_KEY_ENV = "MLFLOW_PROXY_USER_KEY"
+
+
+def mlflow_path(cfg: PlatformConfig) -> str:
+    """Where the hub's proxy routes the MLflow UI and API: the `mlflow` service's path."""
+    return f"{cfg.hub.base_url.rstrip('/')}/services/mlflow/"
+
+
 def service_entry(
     cfg: PlatformConfig,
     *,
@@ -42,8 +54,13 @@ def service_entry(
     case_index: str,
     cases_root: str,
     environment: dict[str, str],
+    mlflow_key: str = "",
 ) -> dict:
     folder = state_dir(cfg)
+    mlflow: list[str] = []
+    if mlflow_key:
+        mlflow = ["--mlflow-url", cfg.tracking.client_uri(), "--mlflow-at", mlflow_path(cfg)]
+        environment = {**environment, MLFLOW_KEY_ENV: mlflow_key}
     return {
         "name": SERVICE_NAME,
         "display": True,
@@ -64,6 +81,7 @@ def service_entry(
             case_index,
             "--cases-root",
             cases_root,
+            *mlflow,
         ],  # fmt: skip
         "environment": {"LANG": "C.UTF-8", **environment},
     }

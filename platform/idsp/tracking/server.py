@@ -4,7 +4,9 @@ Rule: the server runs in its own process group and is stopped as a group — MLf
 starts uvicorn workers and job runners that outlive a plain kill of the parent, so
 SIGTERM/SIGINT to ``idsp tracking serve`` ends every child. With ``--auth`` the server
 refuses to start without explicit admin credentials (never MLflow's shipped defaults),
-and it never starts against a backend it cannot reach without saying which one.
+it never starts against a backend it cannot reach without saying which one, and it never
+serves the hub's own store without ``--auth`` (that would hand every case's runs to anyone
+who can reach the port).
 """
 
 from __future__ import annotations
@@ -64,6 +66,37 @@ class ServerSpec:
         return cmd
 
 
+@dataclass(frozen=True)
+class HubStore:
+    """Where the hub of this platform home keeps its MLflow data: its folder (SQLite file,
+    artefacts, auth database) and its backend URI (which may be PostgreSQL elsewhere)."""
+
+    folder: Path
+    backend_uri: str
+
+    def holds(self, backend: str, artifacts: str) -> bool:
+        if backend.replace("postgresql+psycopg2://", "postgresql://") == self.backend_uri.replace(
+            "postgresql+psycopg2://", "postgresql://"
+        ):
+            return True
+        local = [artifacts.removeprefix("file://")] if "://" not in artifacts or artifacts.startswith("file://") else []
+        if backend.startswith("sqlite:///"):
+            local.append(backend.removeprefix("sqlite:///"))
+        folder = self.folder.resolve()
+        return any(Path(p).resolve().is_relative_to(folder) for p in local)
+
+    def refuse_open(self, backend: str, artifacts: str) -> None:
+        if self.holds(backend, artifacts):
+            raise ConfigError(
+                f"refusing to serve the hub's own MLflow store ({redact_uri(backend)}, artefacts "
+                f"{artifacts}) without login: every local user could read every case's runs",
+                where=f"--backend-store-uri / --artifacts-destination (the hub's store is in {self.folder})",
+                fix="Add --auth (the hub itself runs `idsp tracking serve --auth`), or serve a store of "
+                "your own (--backend-store-uri sqlite:///OTHER/mlflow.db --artifacts-destination OTHER/artifacts, "
+                "or another IDSP_HOME)",
+            )
+
+
 def redact_uri(uri: str) -> str:
     """A database URI with its password replaced, for messages."""
     if "://" in uri and "@" in uri:
@@ -86,11 +119,15 @@ def prepare(
     auth_config: str | None = None,
     allowed_hosts: str | None = None,
     environ: dict[str, str] | None = None,
+    hub_store: HubStore | None = None,
 ) -> ServerSpec:
-    """Resolve the settings, create local folders, check the backend and the auth secrets."""
+    """Resolve the settings, create local folders, check the backend and the auth secrets.
+    ``hub_store``: the store of a hub set up in this platform home, refused without auth."""
     environ = dict(os.environ if environ is None else environ)
     backend = backend_store_uri or config.tracking_backend_uri()
     artifacts = artifacts_destination or config.tracking_artifacts()
+    if hub_store is not None and not auth:
+        hub_store.refuse_open(backend, artifacts)
     if backend.startswith("sqlite:///"):
         Path(backend.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     elif backend.startswith(("postgresql://", "postgresql+psycopg2://")):
