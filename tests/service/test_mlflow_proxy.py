@@ -159,8 +159,15 @@ def test_the_ui_is_served_at_the_hubs_mlflow_path(proxy):
     # so the UI works below /services/mlflow/ without --static-prefix
     page = _get(hub_path, "tok-alice")
     assert page.status_code == 200 and 'src="static-files/static/js/' in page.text
+    assert page.headers.get_list("content-type") == ["text/html; charset=utf-8"]
     script = page.text.split('src="', 1)[1].split('"', 1)[0]
-    assert _get(hub_path + script, "tok-alice").status_code == 200
+    js = _get(hub_path + script, "tok-alice")
+    # one Content-Type, MLflow's: a browser refuses a script or style sent as text/html
+    assert js.status_code == 200 and len(js.headers.get_list("content-type")) == 1
+    assert "javascript" in js.headers["content-type"]
+    style = page.text.split('<link href="', 1)[1].split('"', 1)[0]
+    css = _get(hub_path + style, "tok-alice")
+    assert css.status_code == 200 and css.headers.get_list("content-type") == ["text/css; charset=utf-8"]
     r = httpx.post(f"{hub_path}ajax-api/2.0/mlflow/experiments/search", json={"max_results": 10},
                    headers={"Authorization": "token tok-alice"}, timeout=30)
     assert [e["name"] for e in r.json()["experiments"]] == ["ce-1"]  # only her own

@@ -139,9 +139,14 @@ class MlflowProxy(HubOAuthenticated, web.RequestHandler):
                            "Start your server once from the hub's home page, then try again")  # fmt: skip
                 return
             self.set_status(response.status_code, response.reason_phrase or None)
+            seen: set[str] = set()
             for key, value in response.headers.multi_items():
-                if key.lower() not in HOP_HEADERS:
-                    self.add_header(key, value)
+                if key.lower() in HOP_HEADERS:
+                    continue
+                # set, not add, the first of each: tornado starts every answer with its own
+                # Content-Type text/html, and a browser would take that one for MLflow's CSS.
+                (self.add_header if key.lower() in seen else self.set_header)(key, value)
+                seen.add(key.lower())
             async for chunk in response.aiter_raw():
                 self.write(chunk)
                 await self.flush()
