@@ -70,7 +70,7 @@ def test_closed_folders_above_the_state_are_opened_for_search_or_named(platform,
     strict = load_config(
         environ={"IDSP_HUB__USER_PREFIX": prefix, "IDSP_HUB__OPEN_INTERPRETER_PATH": "false"}
     )
-    with pytest.raises(UserError, match="could not reach its state folder") as err:
+    with pytest.raises(UserError, match=r"the platform service \(state folder .*\) could not pass") as err:
         prepare(strict, index)
     assert str(closed) in str(err.value)
     notes = []

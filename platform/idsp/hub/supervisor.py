@@ -94,20 +94,13 @@ def blocked_dirs(extra: tuple[Path, ...] = ()) -> list[Path]:
 
 
 def open_interpreter_path(cfg: PlatformConfig, echo) -> None:
-    blocked = blocked_dirs((cfg.path("cases_root").parent,))
-    if not blocked:
-        return
-    names = ", ".join(str(b) for b in blocked)
-    if not cfg.hub.open_interpreter_path:
-        raise UserError(
-            f"user servers could not start Python: other accounts cannot enter {names}",
-            fix="Add the search bit (`chmod o+x` on those folders), install Python outside a "
-            "private home, or set hub.open_interpreter_path: true",
-        )
-    for folder in blocked:
-        os.chmod(folder, folder.stat().st_mode | 0o001)
-    echo(f"note: added the search bit (o+x, not read) to {names} so user servers can run Python and reach the case folders")
-
+    accounts.open_search_bits(
+        blocked_dirs((cfg.path("cases_root").parent,)), cfg.hub.open_interpreter_path,
+        who="user servers (Python and the case folders)",
+        fix="Add the search bit (`chmod o+x` on those folders), install Python outside a "
+        "private home, or set hub.open_interpreter_path: true",
+        echo=echo,
+    )
 
 def prepare(
     cfg: PlatformConfig, *, dev: bool, config_path: str | None, echo=print

@@ -55,21 +55,12 @@ def _open_path(cfg: PlatformConfig, folder: Path, echo) -> None:
     Added (search only, not read) where ``hub.open_interpreter_path`` allows it, as for
     Python and the case folders; else ``hub up`` stops with the folders named."""
     closed = [p for p in reversed(folder.parents) if p.is_dir() and not p.stat().st_mode & 0o001]
-    if not closed:
-        return
-    names = ", ".join(str(p) for p in closed)
-    if not cfg.hub.open_interpreter_path:
-        raise UserError(
-            f"the platform service could not reach its state folder {folder}: other accounts cannot enter {names}",
-            fix="Add the search bit (`chmod o+x`, not read) to those folders, set hub.open_interpreter_path: true, "
-            "or put paths.home below a folder others can enter",
-        )
-    for p in closed:
-        os.chmod(p, p.stat().st_mode | 0o001)
-    echo(
-        f"note: added the search bit (o+x, not read) to {names} so the platform service reaches its state folder"
+    accounts.open_search_bits(
+        closed, cfg.hub.open_interpreter_path, who=f"the platform service (state folder {folder})",
+        fix="Add the search bit (`chmod o+x`, not read) to those folders, set hub.open_interpreter_path: true, "
+        "or put paths.home below a folder others can enter",
+        echo=echo,
     )
-
 
 def guard_index(index: Path, gid: int) -> None:
     """Root and the service read the case index, no one else.
