@@ -177,17 +177,18 @@ def test_case_member_can_use_the_case_folder(hub, alice):
 
 def test_case_member_edits_and_commits_in_the_case_the_admin_made(hub, alice):
     """The case repository was made by root: the member can still change its files and
-    commit (files shared with the group, git told the folder is safe, objects group-writable)."""
+    commit (files shared with the group, git told the folder is safe, objects group-writable),
+    as the hub user, with no git configuration of her own."""
     folder = Path(hub.env["IDSP_PATHS__CASES_ROOT"]) / CASE_ID
     out = alice.run(
         "import subprocess\n"
         f"open({str(folder / 'src' / 'model.py')!r}, 'w').write('THRESHOLD = 0.6\\n')\n"
-        f"git = ['git', '-C', {str(folder)!r}, '-c', 'user.name=Alice', '-c', 'user.email=alice@example.org']\n"
+        f"git = ['git', '-C', {str(folder)!r}]\n"
         "p = subprocess.run(git + ['commit', '-qam', 'drempel'], capture_output=True, text=True)\n"
         "print(p.returncode, p.stderr.strip()[:300])\n"
-        "print(subprocess.run(git + ['log', '-1', '--format=%an'], capture_output=True, text=True).stdout.strip())\n"
+        "print(subprocess.run(git + ['log', '-1', '--format=%an <%ae>'], capture_output=True, text=True).stdout.strip())\n"
     )
-    assert out["stdout"].split("\n")[:2] == ["0 ", "Alice"], out
+    assert out["stdout"].split("\n")[:2] == ["0 ", f"{alice.name} <{alice.name}@users.idsp.invalid>"], out
     made = (folder / "src" / "model.py").stat()
     assert stat.S_IMODE(made.st_mode) & 0o060 == 0o060  # still editable by the other members
 

@@ -30,3 +30,35 @@ def test_iri_parser_is_built_only_when_an_iri_is_checked():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+
+def test_a_terminal_keeps_the_platforms_tools_after_the_login_profile(tmp_path):
+    """Debian's /etc/profile resets PATH; the terminal command the hub gives every server puts
+    the platform's bin back in front of it, so `idsp`, `python` and `dvc` are the platform's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from jupyter_server.serverapp import ServerApp
+    from traitlets.config import Config
+
+    from idsp.config import load_config
+    from idsp.hub import configurer
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "idsp").symlink_to(Path(sys.prefix) / "bin" / "idsp")
+    c = Config()
+    configurer.apply(load_config(environ={"IDSP_HOME": str(tmp_path / "platform")}), c, python=str(bin_dir / "python"))
+    server = ServerApp()
+    server.parse_command_line(c.Spawner.args)  # as jupyterhub-singleuser reads them
+    command = server.terminado_settings["shell_command"]
+    home = tmp_path / "home"
+    home.mkdir()
+    # the interactive shell reads its commands from stdin, as a terminal's would
+    done = subprocess.run(command, input='command -v idsp; echo "$PATH"\nexit\n', capture_output=True, text=True,
+                          env={"HOME": str(home), "PATH": "/usr/bin:/bin", "TERM": "dumb"}, timeout=30)
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == str(bin_dir / "idsp"), done
+    assert lines[1].startswith(f"{bin_dir}:"), done

@@ -8,6 +8,7 @@ environment variables the supervisor sets (proxy token, crypt key), never as lit
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from idsp.config import PlatformConfig
 from idsp.hub import accounts
 from idsp.hub.auth import refuse_unsafe
 from idsp.hub.cases import read_index
+from idsp.hub.singleuser import terminal_command
 from idsp.hub.state import HubPaths, read_secret
 from idsp.hub.tracking import IMPL_ENV, service_command
 from idsp.service import hubconfig as platform_service
@@ -135,6 +137,10 @@ def _user_servers(cfg: PlatformConfig, paths: HubPaths, c, python: str) -> None:
     # jupyterhub-singleuser through idsp.hub.singleuser, which defers an import that costs
     # ~1 s of CPU per start; -P keeps the user's working folder off the server's sys.path.
     c.Spawner.cmd = [python, "-P", "-m", "idsp.hub.singleuser"]
+    # Terminals: the platform's idsp, python and dvc stay on PATH after the login profile.
+    c.Spawner.args = [
+        "--ServerApp.terminado_settings=shell_command=" + json.dumps(terminal_command(Path(python).parent))
+    ]
     c.Spawner.default_url = "/lab"
     c.Spawner.notebook_dir = "~"
     c.Spawner.disable_user_config = True

@@ -105,6 +105,15 @@ def install_lab_overrides(prefix: Path | None = None) -> Path:
     return path
 
 
+
+def terminal_command(bin_dir: Path) -> list[str]:
+    """The shell a JupyterLab terminal starts. Without a terminal of its own the server would
+    run a login shell, and Debian's /etc/profile resets PATH to the system's: the platform's
+    ``idsp``, ``python`` and ``dvc`` would be gone. So: the profile first, then the platform's
+    environment in front, then an interactive shell that reads the user's own ~/.bashrc."""
+    return ["/bin/bash", "-c", f'. /etc/profile; export PATH="{bin_dir}:$PATH"; exec /bin/bash -i']
+
+
 def main() -> int:
     defer_imports()
     from jupyterhub.singleuser import main as singleuser_main

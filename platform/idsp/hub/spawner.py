@@ -37,6 +37,10 @@ class IdspSpawner(LocalProcessSpawner):
     case_index = Unicode("", config=True, help="the platform's case index (YAML)")
     cases_root = Unicode("", config=True, help="folder with the case projects")
     dvc_remote_root = Unicode("", config=True, help="local DVC remote root; each case's remote below it")
+    git_email_domain = Unicode(
+        "users.idsp.invalid", config=True,
+        help="domain of the git e-mail of each user (<hub name>@<domain>); .invalid until an admin sets a real one",
+    )
     tracking_uri = Unicode("", config=True, help="MLflow tracking URI injected into servers")
     tracking_admin_password_file = Unicode("", config=True)
     tracking_user_key_file = Unicode("", config=True)
@@ -213,6 +217,10 @@ class IdspSpawner(LocalProcessSpawner):
         env["HOME"] = entry.pw_dir
         env["SHELL"] = entry.pw_shell or "/bin/bash"
         env["IDSP_HOME"] = str(Path(entry.pw_dir) / ".idsp")
+        # git knows who commits: the hub name, the one identity everywhere (not idsp-<name>)
+        for role in ("AUTHOR", "COMMITTER"):
+            env[f"GIT_{role}_NAME"] = self.user.name
+            env[f"GIT_{role}_EMAIL"] = f"{self.user.name}@{self.git_email_domain}"
         if self.cases_root:
             env["IDSP_PATHS__CASES_ROOT"] = self.cases_root
         if self.case_index:
