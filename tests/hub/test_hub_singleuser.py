@@ -40,11 +40,10 @@ def test_a_terminal_keeps_the_platforms_tools_after_the_login_profile(tmp_path):
     import sys
     from pathlib import Path
 
-    from jupyter_server.serverapp import ServerApp
-    from traitlets.config import Config
-
     from idsp.config import load_config
     from idsp.hub import configurer
+    from jupyter_server.serverapp import ServerApp
+    from traitlets.config import Config
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
