@@ -12,7 +12,7 @@ outlive a deleted log: a log that is gone while either is there is MISSING, neve
 entries", and nothing is appended to it (a new chain at seq 1 would hide the deletion).
 
 On the hub (a user server), :func:`append` sends the events the platform service accepts
-(``answered``, ``submitted``, ``member.added``) to the service, which records them with the
+(``answered``, ``submitted``) to the service, which records them with the
 actor the hub proved; the local file never sees them. The other events are still written
 here, by the user's own process, and marked ``"recorded_by": "process"``: unproved, so
 nothing may read them as the service's word. :func:`record` is the chain writer itself (the

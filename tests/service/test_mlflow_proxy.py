@@ -145,6 +145,10 @@ def test_a_write_with_the_cookie_needs_the_xsrf_token(proxy):
                    cookies={"service-idsp": "a-browser-cookie"}, timeout=30)
     assert r.status_code == 403
     assert r.json()["error"].startswith("MLflow through the hub's login is read-only")
+    # an encoded # or ? would end the forwarded path early, after the check saw a search
+    for sneaky in ("ajax-api/2.0/mlflow/runs/delete%23/search", "ajax-api/2.0/mlflow/upload-artifact%3Frun_uuid=x%26z=/search"):
+        r = httpx.post(f"{proxy}{sneaky}", content=b"{}", cookies={"service-idsp": "a-browser-cookie"}, timeout=30)
+        assert r.status_code == 400 and "encoded ?, #" in r.json()["error"], sneaky
 
     assert _is_read("POST", "/services/idsp/mlflow/ajax-api/2.0/mlflow/runs/search")
     assert _is_read("GET", "/services/idsp/mlflow/api/2.0/mlflow/experiments/get")

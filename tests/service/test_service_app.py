@@ -78,7 +78,7 @@ def test_a_body_that_names_another_actor_is_refused(served):
 
 def test_users_cannot_write_decisions_or_service_fields(served):
     alice = served.client("tok-alice")
-    for event in ("approved", "rejected", "run.started", "reviewer.registered", "log.created"):
+    for event in ("approved", "rejected", "run.started", "reviewer.registered", "log.created", "member.added"):
         r = alice.post("api/audit", json={"event": event, "case_id": "ce-1"})
         assert r.status_code == 403, event
         assert "cannot record" in r.json()["error"] and "answered" in r.json()["error"]
@@ -87,6 +87,8 @@ def test_users_cannot_write_decisions_or_service_fields(served):
         ({"event": "answered"}, "`case_id` is missing"),
         ({"event": "answered", "case_id": "ce-1", "os_user": "root"}, "unknown field"),
         ({"event": "answered", "case_id": "ce-1", "data": {"actor": "bob"}}, "may not set actor"),
+        # the provenance mark is the service's: a user who set it could pass for the service
+        ({"event": "answered", "case_id": "ce-1", "data": {"recorded_by": "service:idsp"}}, "may not set recorded_by"),
         ({"event": "answered", "case_id": "ce-1", "data": [1]}, "must be a JSON object"),
     ]
     for body, words in bad:
@@ -100,7 +102,7 @@ def test_users_cannot_write_decisions_or_service_fields(served):
     )
     assert r.status_code == 413
     assert len(_entries(served)) == 1
-    assert USER_EVENTS == {"answered", "submitted", "member.added"}
+    assert USER_EVENTS == {"answered", "submitted"}
 
 
 def test_events_only_for_ones_own_cases_and_no_probing_for_ids(served):

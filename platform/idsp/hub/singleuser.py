@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import json
 import os
+import shlex
 import sys
 import threading
 import types
@@ -111,7 +112,7 @@ def terminal_command(bin_dir: Path) -> list[str]:
     run a login shell, and Debian's /etc/profile resets PATH to the system's: the platform's
     ``idsp``, ``python`` and ``dvc`` would be gone. So: the profile first, then the platform's
     environment in front, then an interactive shell that reads the user's own ~/.bashrc."""
-    return ["/bin/bash", "-c", f'. /etc/profile; export PATH="{bin_dir}:$PATH"; exec /bin/bash -i']
+    return ["/bin/bash", "-c", f'. /etc/profile; export PATH={shlex.quote(str(bin_dir))}:"$PATH"; exec /bin/bash -i']
 
 
 def main() -> int:

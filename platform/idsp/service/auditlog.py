@@ -24,7 +24,7 @@ __all__ = ["RESERVED_KEYS", "SERVICE_ACTOR", "USER_EVENTS", "AuditLog", "LogMiss
 # Hub user names never contain ':', so no user can be this actor.
 SERVICE_ACTOR = f"service:{SERVICE_NAME}"
 RESERVED_KEYS = frozenset(
-    {"event", "actor", "case_id", "config", "os_user", "seq", "ts", "prev", "hash"}
+    {"event", "actor", "case_id", "config", "os_user", "recorded_by", "seq", "ts", "prev", "hash"}
 )
 
 

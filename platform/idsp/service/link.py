@@ -24,9 +24,10 @@ SERVICE_NAME = "idsp"
 PREFIX = f"/services/{SERVICE_NAME}/"
 SERVICE_URL_ENV = "IDSP_SERVICE_URL"
 # What a signed-in user may record through the service. Decisions (approved, rejected,
-# revoked), run and gate events and registry changes come later from the service's own code
-# paths (issues 12, 13), never from a request body.
-USER_EVENTS = frozenset({"answered", "submitted", "member.added"})
+# revoked), run and gate events, membership and registry changes come later from the
+# service's own code paths (issues 11-13), never from a request body: a member who could
+# write `member.added` would state a registry fact the service never made.
+USER_EVENTS = frozenset({"answered", "submitted"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 

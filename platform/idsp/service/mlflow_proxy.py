@@ -114,6 +114,13 @@ class MlflowProxy(HubOAuthenticated, web.RequestHandler):
         return user
 
     async def _forward(self, path: str) -> None:
+        # tornado hands over the path decoded: an encoded ? or # (`runs/delete%23/search`)
+        # would end the path early on the way to MLflow, after the read/write check saw a
+        # search. No MLflow endpoint has them, so such a request is refused outright.
+        if any(c in path for c in "?#\\") or any(ord(c) < 32 for c in path):
+            self._fail(400, "this path has an encoded ?, #, backslash or control character, which MLflow never uses",
+                       "Call the MLflow endpoint by its plain path")  # fmt: skip
+            return
         user = await self._user()
         if user is None:
             return
