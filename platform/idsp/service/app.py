@@ -20,7 +20,6 @@ from jupyterhub.services.auth import (
     HubOAuth,
     HubOAuthCallbackHandler,
     HubOAuthenticated,
-    UserNotAllowed,
 )
 from tornado import web
 from tornado.escape import xhtml_escape
@@ -28,6 +27,7 @@ from tornado.escape import xhtml_escape
 from idsp.service import ACCESS_SCOPE, PREFIX
 from idsp.service.auditlog import RESERVED_KEYS, USER_EVENTS, AuditLog, LogMissing
 from idsp.service.cases import CaseDirectory, IndexUnreadable
+from idsp.service.hubuser import resolve_user
 from idsp.service.mlflow_proxy import MlflowUpstream
 from idsp.service.mlflow_proxy import routes as mlflow_routes
 
@@ -73,16 +73,7 @@ class _Handler(HubOAuthenticated, web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
 
     async def prepare(self) -> None:
-        # HubAuthenticated.get_current_user would ask the hub synchronously, blocking the
-        # loop; ask it here without blocking and leave the answer where it looks first.
-        self._refused_model = None
-        model = await self.hub_auth.get_user(self, sync=False)
-        self._hub_auth_user_cache = None
-        if model:
-            try:
-                self._hub_auth_user_cache = self.check_hub_user(model)
-            except UserNotAllowed:
-                self._refused_model = model
+        self._refused_model = await resolve_user(self)
 
 
 class _Api(_Handler):

@@ -16,11 +16,12 @@ import json
 from dataclasses import dataclass
 
 import httpx
-from jupyterhub.services.auth import HubOAuth, HubOAuthenticated, UserNotAllowed
+from jupyterhub.services.auth import HubOAuth, HubOAuthenticated
 from tornado import web
 from traitlets import Unicode
 
 from idsp.hub.mlflow_password import user_password
+from idsp.service.hubuser import resolve_user
 
 # Not forwarded either way: they describe one hop, or a login that is the hub's business.
 HOP_HEADERS = frozenset(
@@ -75,14 +76,7 @@ class MlflowProxy(HubOAuthenticated, web.RequestHandler):
             super().check_xsrf_cookie()
 
     async def prepare(self) -> None:
-        self._refused = None
-        model = await self.hub_auth.get_user(self, sync=False)
-        self._hub_auth_user_cache = None
-        if model:
-            try:
-                self._hub_auth_user_cache = self.check_hub_user(model)
-            except UserNotAllowed:
-                self._refused = model
+        self._refused = await resolve_user(self)
 
     def _fail(self, status: int, error: str, fix: str = "") -> None:
         self.set_status(status)
