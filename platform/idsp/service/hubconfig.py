@@ -14,7 +14,10 @@ from idsp.service import ACCESS_SCOPE, PREFIX, SERVICE_NAME
 from idsp.service.account import account_name, state_dir
 from idsp.service.link import SERVICE_URL_ENV
 
-__all__ = ["SERVICE_URL_ENV", "SERVER_TOKEN_SCOPES", "client_url", "port", "roles", "service_entry", "url"]
+__all__ = [
+    "SERVICE_URL_ENV", "SERVER_TOKEN_SCOPES", "client_url", "command", "hub_fields", "port", "roles",
+    "service_entry", "url",
+]  # fmt: skip
 # JupyterHub's default "server" role, plus the service: a server's $JUPYTERHUB_API_TOKEN
 # then authenticates the library and CLI inside it. A token only ever gets the part of
 # these scopes its user holds.
@@ -57,34 +60,41 @@ def service_entry(
     mlflow_key: str = "",
 ) -> dict:
     folder = state_dir(cfg)
-    mlflow: list[str] = []
+    mlflow_url = ""
     if mlflow_key:
-        mlflow = ["--mlflow-url", cfg.tracking.client_uri(), "--mlflow-at", mlflow_path(cfg)]
+        mlflow_url = cfg.tracking.client_uri()
         environment = {**environment, MLFLOW_KEY_ENV: mlflow_key}
     return {
-        "name": SERVICE_NAME,
-        "display": True,
+        **hub_fields(),
         "url": url(cfg),
-        # our own service, reached with the hub's login: no "authorize access" page
-        "oauth_no_confirm": True,
         "user": account_name(cfg.hub.user_prefix),
         "cwd": str(folder),
-        # -P: the service's working folder never lands on its sys.path
-        "command": [
-            python,
-            "-P",
-            "-m",
-            "idsp.service",
-            "--state",
-            str(folder),
-            "--case-index",
-            case_index,
-            "--cases-root",
-            cases_root,
-            *mlflow,
-        ],  # fmt: skip
+        "command": command(
+            cfg, python, state=str(folder), case_index=case_index, cases_root=cases_root, mlflow_url=mlflow_url
+        ),
         "environment": {"LANG": "C.UTF-8", **environment},
     }
+
+
+def hub_fields() -> dict:
+    """What the hub's service entry says wherever the service runs (managed by the hub on one
+    server, its own Deployment on Kubernetes)."""
+    # our own service, reached with the hub's login: no "authorize access" page
+    return {"name": SERVICE_NAME, "display": True, "oauth_no_confirm": True}
+
+
+def command(
+    cfg: PlatformConfig, python: str, *, state: str, case_index: str, cases_root: str, mlflow_url: str = ""
+) -> list[str]:
+    """The service's command line: one for the single-server hub and the Kubernetes pod.
+    With ``mlflow_url`` it also forwards ``/services/mlflow/`` to that MLflow server."""
+    mlflow = ["--mlflow-url", mlflow_url, "--mlflow-at", mlflow_path(cfg)] if mlflow_url else []
+    # -P: the service's working folder never lands on its sys.path
+    return [
+        python, "-P", "-m", "idsp.service",
+        "--state", state, "--case-index", case_index, "--cases-root", cases_root,
+        *mlflow,
+    ]  # fmt: skip
 
 
 def roles() -> list[dict]:
