@@ -30,6 +30,7 @@ from idsp.service.cases import CaseDirectory, IndexUnreadable
 from idsp.service.hubuser import resolve_user
 from idsp.service.mlflow_proxy import MlflowUpstream
 from idsp.service.mlflow_proxy import routes as mlflow_routes
+from idsp.service.pages import static_routes
 
 MAX_BODY = 64 * 1024  # an audit event is a few hundred bytes; evidence goes elsewhere
 BODY_FIELDS = frozenset({"event", "case_id", "data", "actor"})
@@ -42,6 +43,7 @@ class Service:
     cases: CaseDirectory
     prefix: str = PREFIX
     mlflow: MlflowUpstream | None = None  # MLflow through the hub at <prefix>mlflow/
+    review: Any = None  # review_api.ReviewParts: the reviewer registry and decisions, made at start
     # One worker: appends (fsync) stay off the event loop and never overlap.
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="idsp-service")
@@ -278,6 +280,8 @@ class OAuthCallback(HubOAuthCallbackHandler):
 
 
 def make_app(service: Service, *, cookie_secret: bytes) -> web.Application:
+    from idsp.service import review_api, review_pages  # they build on the handlers above
+
     p = service.prefix
     kw = {"service": service}
     return web.Application(
@@ -288,6 +292,9 @@ def make_app(service: Service, *, cookie_secret: bytes) -> web.Application:
             (p + "api/cases", Cases, kw),
             (p + "api/audit", Audit, kw),
             (p + "api/audit/verify", AuditVerify, kw),
+            *static_routes(p),
+            *review_api.routes(p, service),
+            *review_pages.routes(p, service),
             *(mlflow_routes(p, service.hub_auth, service.mlflow) if service.mlflow else []),
         ],
         cookie_secret=cookie_secret,
