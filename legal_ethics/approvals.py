@@ -95,7 +95,9 @@ def check(
     reviewer = registry.by_key(d.public_key)
     if reviewer is None:
         return Verdict(d, f"{who} does not count: it was signed with a key that is not in the reviewer registry")
-    if vouched.get(reviewer.username) != reviewer.fingerprint:
+    # vouched by the audit log (per user), or on the hub by the service (per active key, or
+    # per decision it verified with a key revoked since: reviewers.hub_trust)
+    if reviewer.fingerprint not in (vouched.get(reviewer.username), vouched.get(d.public_key), vouched.get(d.id)):
         return Verdict(
             d,
             f"{who} does not count: the registry entry of {reviewer.username} was changed outside "

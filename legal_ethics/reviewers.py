@@ -22,10 +22,11 @@ import getpass
 import os
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from idsp.errors import Refused, UserError
 from idsp.files import atomic_write
@@ -129,7 +130,7 @@ class Registry(_Frozen):
         return next((r for r in self.reviewers if r.username == username), None)
 
     def with_role(self, role: str) -> list[str]:
-        return sorted(r.username for r in self.reviewers if role in r.roles)
+        return sorted({r.username for r in self.reviewers if role in r.roles})
 
 
 def _config(config: PlatformConfig | None = None):
@@ -144,8 +145,42 @@ def registry_path(config: PlatformConfig | None = None) -> Path:
     return _config(config).path("reviewers")
 
 
+def _hub_answer(config: PlatformConfig | None) -> dict[str, Any] | None:
+    """The hub registry's answer: in the platform service's own process from its file (its
+    config carries ``trust_answer``), in a user server from the service; None off the hub."""
+    source: Callable[[], dict[str, Any]] | None = getattr(config, "trust_answer", None)
+    if source is not None:
+        return source()
+    from idsp.service import link
+
+    return link.hub_service().reviewer_registry() if link.on_hub() else None
+
+
+def hub_trust(answer: dict[str, Any]) -> tuple[Registry, dict[str, str]]:
+    """On the hub: the registry and what vouches for it, from the platform service only.
+
+    One ``Reviewer`` per usable key. ``vouched`` is keyed by public key for active keys and by
+    decision id for a revoked key's decisions that the service verified while it was active
+    (see ``approvals.check``); files in the user's home and ``IDSP_*`` decide nothing here."""
+    reviewers, vouched = [], {}
+    for entry in answer.get("reviewers", []):
+        for key in entry.get("keys", []):
+            r = Reviewer(username=entry["username"], roles=tuple(entry["roles"]), public_key=key["public_key"],
+                         added_by="service:idsp")
+            reviewers.append(r)
+            if key.get("status") == "active":
+                vouched[r.public_key] = r.fingerprint
+            for decision in key.get("decisions") or []:
+                vouched[decision] = r.fingerprint
+    return Registry(reviewers=tuple(reviewers)), vouched
+
+
 def load_registry(config: PlatformConfig | None = None) -> Registry:
-    """Read the registry; an absent file is an empty registry, an unsafe one an error."""
+    """Read the registry; an absent file is an empty registry, an unsafe one an error.
+    On the hub the platform service's registry is the registry (``hub_trust``)."""
+    answer = _hub_answer(config)
+    if answer is not None:
+        return hub_trust(answer)[0]
     path = registry_path(config)
     if not path.exists():
         return Registry()
@@ -211,9 +246,13 @@ def unregister(username: str, *, config: PlatformConfig | None = None, actor: st
 
 
 def vouched_fingerprints(config: PlatformConfig | None = None, entries=None) -> dict[str, str]:
-    """username -> fingerprint the audit log last vouched for (removed users are absent)."""
+    """username -> fingerprint the audit log last vouched for (removed users are absent).
+    On the hub the platform service vouches (``hub_trust``), never the local log."""
     from legal_ethics import audit
 
+    answer = _hub_answer(config)
+    if answer is not None:
+        return hub_trust(answer)[1]
     vouched: dict[str, str] = {}
     for entry in entries if entries is not None else audit.entries(config=config):
         data = entry.get("data", {})

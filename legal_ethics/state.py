@@ -146,7 +146,7 @@ def evaluate(
     rolled_back = _rolled_back(base, submission, [e for e in log if e.get("case_id") == case.id])
     if rolled_back is not None:
         return rolled_back
-    vouched = vouched_fingerprints(entries=log)
+    vouched = vouched_fingerprints(config, entries=log)
     verdicts = [
         approvals.check(d, registry=registry, vouched=vouched, case_id=case.id, checklist_id=defn.id)
         for d in review.decisions

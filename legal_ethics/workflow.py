@@ -204,6 +204,27 @@ def validity_days(case: CaseFile, definition, config: PlatformConfig) -> int:
     return min(days)
 
 
+def decision_payload(
+    case: CaseFile, st: state.ChecklistState, *, decision: str, role: str, reviewer: str, public_key: str,
+    at: datetime, comment: str, config: PlatformConfig,
+) -> dict[str, Any]:
+    """What a reviewer signs for ``decision`` on the latest submission in ``st``: the one
+    format, built here for `idsp ethics approve` and for the platform service's review page."""
+    definition, answers, _, content = st.loaded()
+    if st.submission is None:
+        raise Refused("there is nothing in review: the checklist was not submitted",
+                      fix="Submit it first with `idsp ethics submit`")
+    official = [d.name for d in case.spec.datasets if d.official]
+    valid_days = validity_days(case, definition, config)
+    return approvals.build_payload(
+        decision=decision, case_id=case.id, checklist_id=definition.id, submission_id=st.submission.id,
+        content_sha256=content, item_hashes=checklist.item_hashes(definition, answers),
+        evidence=checklist.evidence_hashes(answers), bindings=_bindings.compute(case, official),
+        role=role, reviewer=reviewer, public_key=public_key, at=at,
+        valid_days=valid_days if decision == "approve" else None, comment=comment, purpose=st.submission.purpose,
+    )
+
+
 def decide(
     case: CaseFile, decision: str, *, role: str, key_path: Path | None = None, comment: str = "",
     actor: str | None = None, now: datetime | None = None, config: PlatformConfig | None = None,
@@ -257,16 +278,8 @@ def decide(
                 raise Refused(f"the checklist is {st.status}, not in review", fix="Submit it again first")
         if decision == "revoke" and st.status not in ("approved", "expired", "in_review"):
             raise Refused(f"the checklist is {st.status}; there is no approval to revoke")
-        official = [d.name for d in case.spec.datasets if d.official]
-        at = _now(now)
-        valid_days = validity_days(case, definition, cfg)
-        payload = approvals.build_payload(
-            decision=decision, case_id=case.id, checklist_id=definition.id, submission_id=sub.id,
-            content_sha256=content, item_hashes=checklist.item_hashes(definition, answers),
-            evidence=checklist.evidence_hashes(answers), bindings=_bindings.compute(case, official),
-            role=role, reviewer=reviewer.username, public_key=key.public_key, at=at,
-            valid_days=valid_days if decision == "approve" else None, comment=comment, purpose=sub.purpose,
-        )
+        payload = decision_payload(case, st, decision=decision, role=role, reviewer=reviewer.username,
+                                   public_key=key.public_key, at=_now(now), comment=comment, config=cfg)
         signed = approvals.sign(payload, key)
         review = checklist.load_review(case)
         checklist.save(case, checklist.REVIEW_FILE, review.model_copy(update={"decisions": (*review.decisions, signed)}))

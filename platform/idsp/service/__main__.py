@@ -25,6 +25,7 @@ from idsp.service.auditlog import AuditLog
 from idsp.service.cases import CaseDirectory
 from idsp.service.hubconfig import MLFLOW_KEY_ENV
 from idsp.service.mlflow_proxy import MlflowUpstream, SharedCookieHubOAuth
+from idsp.service.review_api import all_routes as review_routes
 
 log = logging.getLogger("idsp.service")
 AUTH_CACHE_SECONDS = 60  # how long a changed group or revoked scope may take to be seen
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     # A fresh cookie secret each start: a restart only sends browsers through the hub's
     # login once more (no prompt), and no secret file needs guarding.
-    app = make_app(service, cookie_secret=secrets.token_bytes(32))
+    app = make_app(service, cookie_secret=secrets.token_bytes(32), extra_routes=review_routes(service))
 
     async def serve() -> None:
         app.listen(port, address=url.hostname or "127.0.0.1")

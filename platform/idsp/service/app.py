@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -279,13 +280,14 @@ class OAuthCallback(HubOAuthCallbackHandler):
         self.hub_auth = service.hub_auth
 
 
-def make_app(service: Service, *, cookie_secret: bytes) -> web.Application:
-    from idsp.service import review_api, review_pages  # they build on the handlers above
-
+def make_app(service: Service, *, cookie_secret: bytes, extra_routes: Sequence[tuple] = ()) -> web.Application:
+    """The service's routes; ``extra_routes`` are those of the modules that build on the
+    handlers here (the review API and pages: ``review_api.all_routes``)."""
     p = service.prefix
     kw = {"service": service}
     return web.Application(
         [
+            *extra_routes,
             (p, HomePage, kw),
             (p + "oauth_callback", OAuthCallback, kw),
             (p + "api/whoami", WhoAmI, kw),
@@ -293,8 +295,6 @@ def make_app(service: Service, *, cookie_secret: bytes) -> web.Application:
             (p + "api/audit", Audit, kw),
             (p + "api/audit/verify", AuditVerify, kw),
             *static_routes(p),
-            *review_api.routes(p, service),
-            *review_pages.routes(p, service),
             *(mlflow_routes(p, service.hub_auth, service.mlflow) if service.mlflow else []),
         ],
         cookie_secret=cookie_secret,

@@ -127,6 +127,18 @@ class HubService:
     def verify(self) -> dict[str, Any]:
         return self._call("GET", "api/audit/verify")
 
+    def reviewer_registry(self) -> dict[str, Any]:
+        """The hub's reviewer registry as the gate needs it (active keys, roles, and revoked
+        keys only with the decisions the service verified while they were active)."""
+        return self._call("GET", "api/reviewers/registry")
+
+    def decision_payload(self, case_id: str, **query: str) -> dict[str, Any]:
+        """The exact payload the service will accept for a decision, to be signed as is."""
+        return self._call("GET", f"api/cases/{case_id}/decisions/payload", params=query)
+
+    def decide(self, case_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"api/cases/{case_id}/decisions", json=body)
+
 
 @cache
 def _service(url: str, token: str) -> HubService:

@@ -1,0 +1,4 @@
+"""placeholder"""
+
+def routes(prefix, service):
+    return []
