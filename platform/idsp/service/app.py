@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from jupyterhub.services.auth import (
@@ -23,7 +24,6 @@ from jupyterhub.services.auth import (
     HubOAuthenticated,
 )
 from tornado import web
-from tornado.escape import xhtml_escape
 
 from idsp.service import ACCESS_SCOPE, PREFIX
 from idsp.service.auditlog import RESERVED_KEYS, USER_EVENTS, AuditLog, LogMissing
@@ -31,7 +31,9 @@ from idsp.service.cases import CaseDirectory, IndexUnreadable
 from idsp.service.hubuser import resolve_user
 from idsp.service.mlflow_proxy import MlflowUpstream
 from idsp.service.mlflow_proxy import routes as mlflow_routes
-from idsp.service.pages import static_routes
+from idsp.service.overview import Overview, StartData, reviewer_roles
+from idsp.service.pages import PageMixin, hub_root, static_routes
+from legal_ethics.reviewers import role_label
 
 MAX_BODY = 64 * 1024  # an audit event is a few hundred bytes; evidence goes elsewhere
 BODY_FIELDS = frozenset({"event", "case_id", "data", "actor"})
@@ -45,6 +47,7 @@ class Service:
     prefix: str = PREFIX
     mlflow: MlflowUpstream | None = None  # MLflow through the hub at <prefix>mlflow/
     review: Any = None  # review_api.ReviewParts: the reviewer registry and decisions, made at start
+    overview: Overview | None = None  # the start page's cached case status (made on first use)
     # One worker: appends (fsync) stay off the event loop and never overlap.
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="idsp-service")
@@ -222,36 +225,9 @@ class AuditVerify(_Api):
         self.send(await self.service.run(self.service.log.verify))
 
 
-class HomePage(_Handler):
-    STATUS = {"intact": "intact", "broken": "BESCHADIGD", "missing": "ONTBREEKT"}
-
-    @web.authenticated
-    async def get(self) -> None:
-        user = self.current_user
-        try:
-            cases = await self.service.run(
-                self.service.cases.of, user["name"], user.get("groups") or []
-            )
-            case_items = (
-                "".join(
-                    f"<li><strong>{xhtml_escape(c['id'])}</strong> {xhtml_escape(str(c.get('title', '')))}</li>"
-                    for c in cases
-                )
-                or "<li>U bent nog van geen enkele zaak lid.</li>"
-            )
-        except IndexUnreadable:
-            case_items = "<li>De zakenlijst is nu niet leesbaar voor de platformdienst; de beheerder is gewaarschuwd.</li>"
-        report = await self.service.run(self.service.log.verify)
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(
-            PAGE.format(
-                name=xhtml_escape(user["name"]),
-                groups=xhtml_escape(", ".join(sorted(user.get("groups") or [])) or "geen"),
-                cases=case_items,
-                audit=self.STATUS[report["status"]],
-                entries=report["entries"],
-            )
-        )
+class PageHandler(PageMixin, _Handler):
+    """A Dutch page in the service's layout (``pages.base.html``): browsers without the
+    hub's login go to it; a user the hub did not grant the service gets a 403 page."""
 
     def get_current_user(self):
         if self._refused_model:
@@ -261,18 +237,69 @@ class HomePage(_Handler):
         return super().get_current_user()
 
 
-PAGE = """<!doctype html>
-<html lang="nl"><head><meta charset="utf-8"><title>IDSP platformdienst</title></head>
-<body>
-<h1>IDSP platformdienst</h1>
-<p>Ingelogd als <strong id="user">{name}</strong> (vastgesteld door de hub). Groepen: {groups}.</p>
-<h2>Mijn zaken</h2>
-<ul id="cases">{cases}</ul>
-<h2>Auditlog</h2>
-<p id="audit">Status: {audit} ({entries} gebeurtenissen).</p>
-<p><a href="/hub/home">Terug naar de hub</a></p>
-</body></html>
-"""
+class StartPage(PageHandler):
+    """``<prefix>``: my cases with their checklist status, what awaits me, links onward."""
+
+    AUDIT = {"intact": "intact", "broken": "BESCHADIGD", "missing": "ONTBREEKT"}
+
+    @web.authenticated
+    async def get(self) -> None:
+        user = self.current_user
+        loop = asyncio.get_running_loop()
+        # Reads only: the default pool, so a slow first page never holds up an append.
+        data, problem = await loop.run_in_executor(None, start_data, self.service, user)
+        report = await loop.run_in_executor(None, self.service.log.verify)
+        self.send_page(
+            "start.html", title="Start", active="start",
+            cases=data.cases if data else [], waiting=data.waiting if data else [],
+            reviewer_roles=[role_label(r) for r in data.reviewer_roles] if data else [],
+            cases_problem=problem, pending_signups=None,
+            audit_status=self.AUDIT[report["status"]], audit_entries=report["entries"],
+        )
+
+
+def _overview(service: Service) -> Overview:
+    """The start page's cached case status, judged with the service's own trust (its audit
+    log and reviewer registry, ``service.review``), never ``platform.yaml``."""
+    if service.overview is None:
+        def config() -> Any:
+            return service.review.decisions.config if service.review else None
+
+        def trust_files() -> list[Path]:
+            reg = [Path(service.review.registry.path)] if service.review else []
+            return [service.log.path, service.log.head, *reg]
+
+        service.overview = Overview(config, trust_files)
+    return service.overview
+
+
+def start_data(service: Service, user: dict[str, Any]) -> tuple[StartData | None, str]:
+    """The start page's data for ``user`` (blocking: reads files), or the Dutch line that
+    says why the case list cannot be shown."""
+    name = user["name"]
+    try:
+        cases = service.cases.of(name, user.get("groups") or [])
+    except IndexUnreadable:
+        return None, "De zakenlijst is nu niet leesbaar voor de platformdienst; de beheerder is gewaarschuwd."
+    roles: tuple[str, ...] = ()
+    review_cases = None
+    if service.review is not None:
+        roles = reviewer_roles(service.review.registry.trust(), name)
+        if roles:  # a reviewer judges checklists of cases they are no member of
+            review_cases = _all_cases(service)
+    data = _overview(service).build(
+        name, cases, hub=hub_root(service.prefix), prefix=service.prefix,
+        reviewer_roles=roles, review_cases=review_cases,
+    )
+    return data, ""
+
+
+def _all_cases(service: Service) -> list[dict[str, Any]] | None:
+    """Every case of the service's case registry (id, path, title ...), for reviewers."""
+    registry = getattr(service.cases, "registry", None)  # the case registry of issue 11
+    if registry is None:
+        return None
+    return [{**case, "id": case_id} for case_id, case in registry.load().items() if case.get("path")]
 
 
 class OAuthCallback(HubOAuthCallbackHandler):
@@ -288,7 +315,7 @@ def make_app(service: Service, *, cookie_secret: bytes, extra_routes: Sequence[t
     return web.Application(
         [
             *extra_routes,
-            (p, HomePage, kw),
+            (p, StartPage, kw),
             (p + "oauth_callback", OAuthCallback, kw),
             (p + "api/whoami", WhoAmI, kw),
             (p + "api/cases", Cases, kw),

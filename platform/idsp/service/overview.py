@@ -1,0 +1,295 @@
+"""What the start page shows: per case its checklist status in Dutch, and what awaits the
+signed-in user.
+
+Rule: the status is ``legal_ethics.state.evaluate`` over the case's own files, with the
+service's trust (its audit log and reviewer registry, handed in as ``config``), never a
+status field from a file; this module only reads. Each case's result is cached, keyed on
+the size and mtime of its ``case.yaml`` and checklist files and of the trust files (log,
+registry), and kept at most ``MAX_AGE`` seconds (an approval expires with time alone). A
+case folder the service cannot read gives "status nu niet leesbaar", never an error page.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from idsp.case_file import CASE_FILE, CaseFile, parse_case_file
+from idsp.errors import IdspError
+from legal_ethics import checklist, state
+from legal_ethics.reviewers import role_label
+
+ETHICS_FILES = (checklist.CHECKLIST_FILE, checklist.ANSWERS_FILE, checklist.REVIEW_FILE)
+MAX_AGE = 60.0  # seconds; an approval that expires is seen within a minute
+MAX_OPEN_SHOWN = 5  # open questions listed by title; the rest are counted
+
+NO_TRUST = "De platformdienst heeft zijn beoordelaarsregister nu niet geladen; de status volgt zodra dat wel zo is."
+UNREADABLE = "De platformdienst kan deze zaakmap nu niet lezen; de beheerder geeft de dienst leesrechten (ACL)."
+PURPOSE_NL = {"development": "ontwikkeling", "use": "gebruik"}
+TYPE_NL = {"generic": "algemeen", "ce_markering": "CE-markering"}
+# status key -> (label, css modifier). The label always says the status; colour only helps.
+LABELS = {
+    "none": ("geen checklist", "concept"),
+    "draft": ("concept", "concept"),
+    "in_review": ("ingediend", "ingediend"),
+    "approved:development": ("goedgekeurd voor ontwikkeling", "ontwikkeling"),
+    "approved:use": ("goedgekeurd voor gebruik", "gebruik"),
+    "rejected": ("afgewezen", "afgewezen"),
+    "revoked": ("goedkeuring ingetrokken", "afgewezen"),
+    "expired": ("goedkeuring verlopen", "concept"),
+    "unreadable": ("status nu niet leesbaar", "onbekend"),
+}
+
+
+@dataclass(frozen=True)
+class CaseStatus:
+    """A case's checklist as the start page shows it; the same for every viewer."""
+
+    key: str  # one of LABELS
+    purpose: str | None = None  # of the latest submission or of the approvals that count
+    points: tuple[str, ...] = ()  # open points in Dutch: what is missing, who rejected and why
+    details: tuple[str, ...] = ()  # the gate's own reasons (English, from legal_ethics)
+    open_items: tuple[str, ...] = ()  # titles of unanswered questions (the first few)
+    open_count: int = 0
+    item_count: int = 0
+    waiting_roles: tuple[str, ...] = ()  # sign-off roles still to sign (in review)
+    signed: tuple[str, ...] = ()  # "Jurist: anouk"
+    submitted_at: str = ""
+    involved: frozenset[str] = frozenset()  # who answered or submitted (four-eyes)
+    owners: tuple[str, ...] = ()
+    members: dict[str, str] = field(default_factory=dict)  # username -> role in case.yaml
+
+    @property
+    def label(self) -> str:
+        label = LABELS[self.key][0]
+        if self.key == "in_review" and self.purpose:
+            return f"{label} voor {PURPOSE_NL[self.purpose]}"
+        return label
+
+    @property
+    def css(self) -> str:
+        return LABELS[self.key][1]
+
+
+@dataclass(frozen=True)
+class CaseView:
+    id: str
+    title: str
+    zaaknummer: str
+    case_type: str
+    role: str
+    status: CaseStatus
+    lab_url: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One thing that awaits the viewer."""
+
+    kind: str  # "review", "answer", "rejected"
+    case_id: str
+    title: str
+    text: str
+    href: str
+
+
+@dataclass(frozen=True)
+class StartData:
+    cases: list[CaseView]
+    waiting: list[Waiting]
+    reviewer_roles: tuple[str, ...]
+
+
+def _stamp(paths: Iterable[Path]) -> tuple:
+    out: list[tuple[int, int] | None] = []
+    for p in paths:
+        try:
+            st = p.stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            out.append(None)
+    return tuple(out)
+
+
+def _person(p: Any) -> str:
+    return str(p.username or p.name)
+
+
+def evaluate_case(path: Path, config: Any) -> CaseStatus:
+    """The checklist status of the case at ``path`` (uncached). ``config`` None: the service
+    has no trust loaded, and a status judged without it could say "approved" wrongly."""
+    if config is None:
+        return CaseStatus("unreadable", points=(NO_TRUST,))
+    try:
+        case = CaseFile(path, parse_case_file(path / CASE_FILE))
+        people = {
+            "owners": tuple(_person(p) for p in case.spec.owners),
+            "members": {_person(p): p.role for p in case.spec.members},
+        }
+        st = state.evaluate(case, config=config)
+    except (PermissionError, IdspError, OSError, ValueError):
+        return CaseStatus("unreadable", points=(UNREADABLE,))
+    return _status(st, **people)
+
+
+def _status(st: state.ChecklistState, **people: Any) -> CaseStatus:
+    if st.status == "none":
+        return CaseStatus("none", points=("Er is nog geen checklist (`idsp ethics init`).",), **people)
+    defn, answers = st.definition, st.answers
+    assert defn is not None and answers is not None
+    open_items = [i.title for i in defn.items if i.key not in answers.answers]
+    sub = st.submission
+    common = dict(
+        details=tuple(st.reasons),
+        open_items=tuple(open_items[:MAX_OPEN_SHOWN]),
+        open_count=len(open_items),
+        item_count=len(defn.items),
+        submitted_at=sub.at.date().isoformat() if sub else "",
+        involved=frozenset({a.author for a in answers.answers.values()} | ({sub.by} if sub else set())),
+        signed=tuple(f"{role_label(r)}: {who}" for r, who in st.signed_roles.items()),
+        **people,
+    )
+    if st.status == "approved":
+        purpose = st.purpose or "use"
+        until = min((v.payload.get("expires_at") or "" for v in st.approvals), default="")
+        points = (f"Geldig tot {until[:10]}.",) if until else ()
+        return CaseStatus(f"approved:{purpose}", purpose=purpose, points=points, **common)
+    if st.status in ("rejected", "revoked"):
+        return CaseStatus(st.status, purpose=sub.purpose if sub else None, points=_decisions(st), **common)
+    if st.status == "in_review":
+        assert sub is not None
+        waiting = tuple(r for r in defn.signoff_roles if r not in st.signed_roles)
+        points = (f"Wacht op ondertekening door: {', '.join(role_label(r) for r in waiting)}.",)
+        return CaseStatus("in_review", purpose=sub.purpose, points=points, waiting_roles=waiting, **common)
+    if st.status == "expired":
+        return CaseStatus("expired", points=("De goedkeuring is verlopen; dien de checklist opnieuw in.",), **common)
+    # draft: never submitted, or changed after submission
+    if sub is not None:
+        points = ("De checklist is gewijzigd na de indiening; dien hem opnieuw in.",)
+    elif open_items:
+        points = (f"{len(open_items)} van de {len(defn.items)} vragen zijn nog niet beantwoord.",)
+    else:
+        points = ("Alle vragen zijn beantwoord; de checklist kan worden ingediend (`idsp ethics submit`).",)
+    return CaseStatus("draft", points=points, **common)
+
+
+def _decisions(st: state.ChecklistState) -> tuple[str, ...]:
+    """The reviewers' reasons: who rejected or revoked, as what, when, and why."""
+    out = []
+    for v in st.verdicts:
+        d = v.decision
+        if d.decision in ("reject", "revoke") and v.ok and st.submission and \
+                v.payload.get("submission_id") == st.submission.id:
+            verb = "Afgewezen" if d.decision == "reject" else "Ingetrokken"
+            reason = v.payload.get("comment") or "geen reden opgegeven"
+            out.append(f"{verb} door {d.reviewer} ({role_label(d.role)}) op {d.at.date().isoformat()}: {reason}")
+    return tuple(out) or tuple(st.reasons[-1:])
+
+
+class Overview:
+    """Start-page data with a per-case cache. ``config`` gives the platform config whose
+    audit log and reviewer registry decide (the service's own); ``trust_files`` the files
+    whose change invalidates every cached status (that log and registry)."""
+
+    def __init__(self, config: Callable[[], Any], trust_files: Callable[[], Sequence[Path]] = tuple):
+        self.config = config
+        self.trust_files = trust_files
+        self._cache: dict[str, tuple[tuple, float, CaseStatus]] = {}
+        self._lock = threading.Lock()
+
+    def status(self, path: Path) -> CaseStatus:
+        key = (_stamp([path / CASE_FILE, *(path / checklist.ETHICS_DIR / f for f in ETHICS_FILES)]),
+               _stamp(self.trust_files()))
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(str(path))
+        if hit and hit[0] == key and now - hit[1] < MAX_AGE:
+            return hit[2]
+        result = evaluate_case(path, self.config())
+        with self._lock:
+            self._cache[str(path)] = (key, now, result)
+        return result
+
+    def build(
+        self, user: str, cases: list[dict[str, Any]], *, hub: str, prefix: str,
+        reviewer_roles: Iterable[str] = (), review_cases: list[dict[str, Any]] | None = None,
+    ) -> StartData:
+        """``cases``: the viewer's own cases (id, path, title, ...; ``role`` if the registry
+        gives it); ``review_cases``: the cases whose checklists the viewer may review."""
+        roles = tuple(sorted(set(reviewer_roles)))
+        views = [self._view(user, c, hub) for c in cases]
+        waiting: list[Waiting] = []
+        for v in views:
+            waiting.extend(_for_member(v, prefix))
+        seen = set()
+        for c in (review_cases if review_cases is not None else cases) if roles else []:
+            if c["id"] in seen:
+                continue
+            seen.add(c["id"])
+            waiting.extend(_for_reviewer(user, c, self.status(Path(c["path"])), roles, prefix))
+        return StartData(views, waiting, roles)
+
+    def _view(self, user: str, case: dict[str, Any], hub: str) -> CaseView:
+        st = self.status(Path(case["path"]))
+        return CaseView(
+            id=case["id"],
+            title=str(case.get("title") or ""),
+            zaaknummer=str(case.get("zaaknummer") or ""),
+            case_type=TYPE_NL.get(str(case.get("case_type") or "generic"), str(case.get("case_type"))),
+            role=_role(user, case.get("role"), st),
+            status=st,
+            lab_url=f"{hub}user/{quote(user, safe='')}/lab/tree/cases/{quote(case['id'], safe='')}",
+        )
+
+
+def _role(user: str, registry_role: Any, st: CaseStatus) -> str:
+    """The viewer's role in the case: the case registry's word where it gives one (on the hub
+    ``case.yaml`` decides nothing about membership), else ``case.yaml``'s owners and members;
+    a member's role from ``case.yaml`` only names what they do."""
+    owner = registry_role == "owner" if registry_role else user in st.owners
+    if owner:
+        return "projectleider (eigenaar)"
+    role = st.members.get(user)
+    if role and role != "member":
+        return role_label(role).lower() if role in _KNOWN_ROLES else role
+    return "lid"
+
+
+_KNOWN_ROLES = {"projectleider", "data-scientist", "jurist", "privacy-officer", "ethicus", "domeinspecialist"}
+
+
+def _for_member(v: CaseView, prefix: str) -> list[Waiting]:
+    st = v.status
+    if st.key == "draft" and st.open_count:
+        return [Waiting("answer", v.id, v.title, f"{st.open_count} vragen nog te beantwoorden", v.lab_url)]
+    if st.key == "draft" and st.submitted_at:
+        return [Waiting("answer", v.id, v.title, "gewijzigd na indiening: opnieuw indienen", v.lab_url)]
+    if st.key in ("rejected", "revoked") and v.role.startswith("projectleider"):
+        return [Waiting("rejected", v.id, v.title, st.points[0] if st.points else st.label, v.lab_url)]
+    return []
+
+
+def _for_reviewer(user: str, case: dict[str, Any], st: CaseStatus, roles: tuple[str, ...], prefix: str) -> list[Waiting]:
+    if st.key != "in_review" or user in st.involved:
+        return []
+    mine = [r for r in st.waiting_roles if r in roles]
+    if not mine:
+        return []
+    text = (f"ter beoordeling als {', '.join(role_label(r) for r in mine)}"
+            f" (voor {PURPOSE_NL.get(st.purpose or 'use')}, ingediend {st.submitted_at})")
+    return [Waiting("review", case["id"], str(case.get("title") or ""), text,
+                    f"{prefix}review/{quote(case['id'], safe='')}")]
+
+
+def reviewer_roles(trust: dict[str, Any] | None, user: str) -> tuple[str, ...]:
+    """The roles ``user`` may sign for, from the registry's answer (``ReviewerRegistry.trust``):
+    only with an active key."""
+    for entry in (trust or {}).get("reviewers", []):
+        if entry.get("username") == user and any(k.get("status") == "active" for k in entry.get("keys", [])):
+            return tuple(entry.get("roles") or ())
+    return ()
