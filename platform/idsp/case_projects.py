@@ -79,8 +79,10 @@ def new_case(
     cfg: PlatformConfig | None = None,
     root: Path | None = None,
     progress: Progress = _quiet,
+    record: bool = True,
 ) -> NewCase:
-    """Make a case project from the newest template; ``answers`` come from ``resolve_answers``."""
+    """Make a case from the newest template (``answers``: ``resolve_answers``); ``record=False``
+    leaves the case index alone (on the hub the service's registry records it)."""
     import copier
     from copier.errors import CopierError
 
@@ -134,8 +136,9 @@ def new_case(
         progress("installing the pre-commit hooks")
         _run([sys.executable, "-m", "pre_commit", "install"], target, "pre-commit install")
         result.steps.append("pre-commit hooks installed")
-        record_in_index(_index_entry(case, version), cfg)
-        result.steps.append(f"added to the case index {result.index}")
+        if record:
+            record_in_index(_index_entry(case, version), cfg)
+            result.steps.append(f"added to the case index {result.index}")
     except CopierError as exc:
         _remove_half_made(target, parent if made_parent else None)
         raise UserError(

@@ -115,6 +115,9 @@ class Hub(_Section):
     cull: Cull = Field(default_factory=Cull)
     inspectorates: tuple[str, ...] = ("ILT", "NVWA", "NLA", "IGJ", "RDI")
     db_url: str | None = Field(None, description="default: SQLite below home")
+    project_lead_group: str = Field(
+        "projectleiders", description="hub group whose members (and hub admins) make cases on the hub"
+    )
     user_prefix: str = Field("idsp-", description="prefix of the OS accounts made for hub users")
     homes_root: Path = Field(Path("/home"), description="parent of the private homes of hub users")
     hub_port: int = Field(8081, ge=1, le=65535, description="internal port of the hub itself")

@@ -64,7 +64,10 @@ def test_config_values_reach_the_traitlets():
     assert c.NativeAuthenticator.minimum_password_length == 16
     assert c.JupyterHub.port == 9000
     assert [s["name"] for s in c.JupyterHub.services] == ["mlflow", "idsp"]
-    assert [r["name"] for r in c.JupyterHub.load_roles] == ["user"]
+    assert [r["name"] for r in c.JupyterHub.load_roles] == ["user", "idsp-service"]
+    service_role = c.JupyterHub.load_roles[1]
+    assert (service_role["services"], service_role["scopes"]) == (["idsp"], ["read:users:name"])
+    assert c.IdspSpawner.case_registry.endswith("/service/cases.json")
 
 
 def test_case_index_becomes_case_groups(tmp_path, build_tree):

@@ -8,7 +8,8 @@ import yaml
 from tests.service.servicekit import ServedService, user_model
 
 TOKENS = {
-    # alice is in ce-1 through the hub's case group; bob is named in the index for ce-2
+    # alice is named in the index for ce-1 (her hub group case-ce-1 alone would not make her a
+    # member: the service's registry decides); bob is named in the index for ce-2
     "tok-alice": user_model("alice", ["case-ce-1", "inspectorate-ilt"]),
     "tok-bob": user_model("bob", ["inspectorate-nvwa"]),
     "tok-mallory": user_model("mallory", [], scopes=()),  # the hub did not grant the service
@@ -31,6 +32,7 @@ def case_index(tmp_path):
                         "path": str(root / "ce-1"),
                         "title": "CE-markering speelgoed",
                         "zaaknummer": "Z-1",
+                        "members": ["alice"],
                     },
                     {
                         "id": "ce-2",

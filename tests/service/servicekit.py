@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import httpx
+from idsp.hub.case_registry import CaseRegistry
 from idsp.service import ACCESS_SCOPE, PREFIX
 from idsp.service.app import Service, make_app
 from idsp.service.auditlog import AuditLog
@@ -56,7 +57,8 @@ class ServedService:
         self.tokens = tokens
         self.log = AuditLog(state / "audit")
         self.log.open()
-        self.cases = CaseDirectory(index, cases_root)
+        self.cases = CaseDirectory(index, cases_root, CaseRegistry.in_state(state))
+        self.cases.import_index()  # as the service does at start
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

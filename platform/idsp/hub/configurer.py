@@ -221,6 +221,19 @@ def _services(
     c.IdspSpawner.tracking_record_file = str(paths.mlflow_experiments)
 
 
+    _case_access(cfg, c)
+
+
+def _case_access(cfg: PlatformConfig, c) -> None:
+    """Cases made through the platform service: the spawner reads its registry and record of
+    case experiments (as root) and gives each server its access, links and git config."""
+    from idsp.service.account import account_name, state_dir
+    from idsp.service.case_mlflow import RECORD
+
+    c.IdspSpawner.case_registry = str(state_dir(cfg) / "cases.json")
+    c.IdspSpawner.service_user = account_name(cfg.hub.user_prefix)
+    c.IdspSpawner.git_config_dir = str(cfg.home / "git")
+    c.IdspSpawner.service_experiments = str(state_dir(cfg) / RECORD)
 def load_into(c) -> None:
     """Entry point of the generated ``jupyterhub_config.py``."""
     from idsp.config import load_config

@@ -41,6 +41,10 @@ class IdspSpawner(LocalProcessSpawner):
         "users.idsp.invalid", config=True,
         help="domain of the git e-mail of each user (<hub name>@<domain>); .invalid until an admin sets a real one",
     )
+    case_registry = Unicode("", config=True, help="the platform service's case registry (JSON), read as root")
+    service_user = Unicode("", config=True, help="the platform service's OS account (reads every case)")
+    git_config_dir = Unicode("", config=True, help="root's folder of per-account git configs (safe case folders)")
+    service_experiments = Unicode("", config=True, help="the platform service's record of case experiments")
     tracking_uri = Unicode("", config=True, help="MLflow tracking URI injected into servers")
     tracking_admin_password_file = Unicode("", config=True)
     tracking_user_key_file = Unicode("", config=True)
@@ -72,27 +76,44 @@ class IdspSpawner(LocalProcessSpawner):
     def _case_ids(self) -> list[str]:
         return [g.removeprefix("case-") for g in self._hub_groups() if g.startswith("case-")]
 
+    def _registry(self) -> dict[str, dict] | None:
+        if not self.case_registry or not Path(self.case_registry).is_file():
+            return None
+        from idsp.hub.case_registry import CaseRegistry
+
+        return CaseRegistry(Path(self.case_registry)).load()
+
+    def _memberships(self) -> dict[str, bool]:
+        """case group -> is this user in it: from the service's registry on the hub (the truth
+        about membership there); before the service has one, from each case's case.yaml."""
+        registry = self._registry()
+        if registry is not None:
+            from idsp.hub.case_registry import people
+
+            return {f"case-{cid}": self.user.name in people(c) for cid, c in registry.items() if not c.get("status")}
+        cases = read_index(Path(self.case_index), Path(self.cases_root)) if self.case_index else []
+        return {case.group: self.user.name in case.members for case in cases}
+
     def _join_case_groups(self) -> None:
-        """Case membership lives in case.yaml: make the hub's case groups match it at each start."""
-        if not self.case_index:
+        """Make the hub's case groups match the membership (``_memberships``) at each start."""
+        if not self.case_index and not self.case_registry:
             return
         from jupyterhub import orm
 
         db = self.user.db
         current = set(self._hub_groups())
-        for case in read_index(Path(self.case_index), Path(self.cases_root)):
-            member = self.user.name in case.members
-            if member and case.group not in current:
-                group = orm.Group.find(db, case.group)
+        for group_name, member in self._memberships().items():
+            if member and group_name not in current:
+                group = orm.Group.find(db, group_name)
                 if group is None:
-                    group = orm.Group(name=case.group)
+                    group = orm.Group(name=group_name)
                     db.add(group)
                 self.user.orm_user.groups.append(group)
-                self.log.info("added %s to %s (member in case.yaml)", self.user.name, case.group)
-            elif not member and case.group in current:
-                group = orm.Group.find(db, case.group)
+                self.log.info("added %s to %s (a member)", self.user.name, group_name)
+            elif not member and group_name in current:
+                group = orm.Group.find(db, group_name)
                 self.user.orm_user.groups.remove(group)
-                self.log.info("removed %s from %s (not in case.yaml)", self.user.name, case.group)
+                self.log.info("removed %s from %s (not a member)", self.user.name, group_name)
         db.commit()
 
     async def start(self):
@@ -151,7 +172,22 @@ class IdspSpawner(LocalProcessSpawner):
                         remote = Path(self.dvc_remote_root) if self.dvc_remote_root else None
                         accounts.share_case(case, group, remote)
                         self._case_paths.append(str(case.path))
+            self._sync_case_access()
         return account, lim.prepare()
+
+    def _sync_case_access(self) -> None:
+        """Cases made through the service: ACL entries, ``~/cases/<id>`` links and git's safe
+        folders for the cases this user is in, none for the ones they left (as root, by fd)."""
+        registry = self._registry()
+        if registry is None:
+            return
+        from idsp.hub.case_access import CaseFolders
+
+        service_uid = pwd.getpwnam(self.service_user).pw_uid if self.service_user else None
+        folders = CaseFolders(Path(self.cases_root), Path(self.dvc_remote_root) if self.dvc_remote_root else None,
+                              Path(self.git_config_dir), self.user_prefix, service_uid)  # fmt: skip
+        done = folders.sync_user(self.user.name, registry)
+        self.log.info("case access of %s: %s", self.user.name, done)
 
     def _tracking_environment(self) -> str | None:
         """Put the MLflow address and this user's MLflow login into the server's environment;
@@ -189,7 +225,10 @@ class IdspSpawner(LocalProcessSpawner):
             admin = TrackingAdmin(
                 self.tracking_uri,
                 read_secret(Path(self.tracking_admin_password_file)),
-                ExperimentRecord(Path(self.tracking_record_file)),
+                ExperimentRecord(
+                    Path(self.tracking_record_file),
+                    also=(Path(self.service_experiments),) if self.service_experiments else (),
+                ),
                 logger=self.log,
             )
             experiments = await admin.provision(self.user.name, password, cases)
@@ -221,6 +260,11 @@ class IdspSpawner(LocalProcessSpawner):
         for role in ("AUTHOR", "COMMITTER"):
             env[f"GIT_{role}_NAME"] = self.user.name
             env[f"GIT_{role}_EMAIL"] = f"{self.user.name}@{self.git_email_domain}"
+        if self.git_config_dir:
+            from idsp.hub.case_links import git_config_path
+
+            # root's file, rewritten at each member change: the case folders git may work in
+            env["GIT_CONFIG_SYSTEM"] = str(git_config_path(Path(self.git_config_dir), entry.pw_name))
         if self.cases_root:
             env["IDSP_PATHS__CASES_ROOT"] = self.cases_root
         if self.case_index:

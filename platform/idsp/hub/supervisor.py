@@ -134,7 +134,7 @@ def prepare(
     # the platform service's own account and 0700 state folder, before the hub starts it
     from idsp.service.account import prepare as prepare_service
 
-    prepare_service(cfg, paths.case_index, echo)
+    service_account = prepare_service(cfg, paths.case_index, echo)
 
     ensure_secret(paths.cookie_secret, 32)
     proxy_token, _ = ensure_secret(paths.proxy_token, 32)
@@ -146,6 +146,7 @@ def prepare(
     env = dict(os.environ)
     env.pop(ADMIN_PASSWORD_ENV, None)
     env.update(
+    _hand_to_service(cfg, mlflow_admin, service_account)
         {
             "CONFIGPROXY_AUTH_TOKEN": proxy_token,
             "JUPYTERHUB_CRYPT_KEY": crypt_key,
@@ -172,6 +173,32 @@ def _admin_password(cfg: PlatformConfig, paths: HubPaths, env: dict[str, str]) -
     """Hand the first admin's password to the hub (in ``env``); say where it is."""
     admin = cfg.hub.admin_users[0] if cfg.hub.admin_users else None
     note = "no admin account configured (hub.admin_users is empty)"
+def _hand_to_service(cfg: PlatformConfig, mlflow_admin: str, account) -> None:
+    """The MLflow admin password for the platform service (it makes each case's experiment):
+    its own 0400 copy in its 0700 state folder; and the folder of the per-account git configs."""
+    from idsp.files import atomic_write
+    from idsp.service.hubconfig import mlflow_admin_file
+
+    path = Path(mlflow_admin_file(cfg))
+    atomic_write(path, mlflow_admin + "\n", mode=0o400)
+    os.chown(path, account.pw_uid, account.pw_gid)
+    git_dir = cfg.home / "git"
+    git_dir.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(git_dir, 0o711)
+
+
+def agent_command(cfg: PlatformConfig) -> list[str]:
+    """The root case agent (``idsp.hub.case_agent``): case folders and their ACLs for the service."""
+    from idsp.service.account import account_name, state_dir
+    from idsp.service.hubconfig import agent_socket
+
+    return [
+        sys.executable, "-m", "idsp.hub.case_agent", "--socket", agent_socket(cfg),
+        "--service-user", account_name(cfg.hub.user_prefix), "--registry", str(state_dir(cfg) / "cases.json"),
+        "--git-dir", str(cfg.home / "git"),
+    ]  # fmt: skip
+
+
     if admin and cfg.hub.authenticator == "native":
         from idsp.hub.auth import ADMIN_PASSWORD_ENV as HUB_ENV
 
@@ -257,6 +284,7 @@ class Hub:
         self.started = 0.0
 
     @property
+        self.agent: subprocess.Popen | None = None
     def url(self) -> str:
         host = self.cfg.hub.ip if self.cfg.hub.ip not in ("0.0.0.0", "", "::") else "127.0.0.1"
         return f"http://{host}:{self.cfg.hub.port}{self.cfg.hub.base_url}"
@@ -287,6 +315,11 @@ class Hub:
             [sys.executable, "-m", "jupyterhub", "-f", str(self.prep.paths.config_file)],
             cwd=self.prep.paths.state_dir, env=env, stdout=self._log("jupyterhub"),
             stderr=subprocess.STDOUT, start_new_session=True, stdin=subprocess.DEVNULL,
+        # the case agent (root) before the hub: the service it starts asks it for case folders
+        self.agent = subprocess.Popen(
+            agent_command(self.cfg), env=env, stdout=self._log("case-agent"), stderr=subprocess.STDOUT,
+            start_new_session=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
         )  # fmt: skip
         (self.prep.paths.state_dir / "supervisor.pid").write_text(str(os.getpid()))
         api = f"{self.url.rstrip('/')}/hub/api/"

@@ -91,7 +91,7 @@ class ExperimentRecord:
     JSON file in the hub's 0700 state folder (root's). Not in MLflow: a tag there could be
     set by whoever holds MANAGE on an experiment, so it would prove nothing."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, also: tuple[Path, ...] = ()):
         self.path = Path(path)
 
     def load(self) -> dict[str, str]:
@@ -106,13 +106,22 @@ class ExperimentRecord:
                 fix="Restore it from a backup; deleting it makes the hub rename every case experiment aside",
             ) from None
         return {str(k): str(v) for k, v in data.get("experiments", {}).items()}
+        # further records, read only: the platform service's (it makes the experiments of
+        # the cases made through it); root reads it, the hub never writes it
+        self.also = tuple(Path(p) for p in also)
 
     def record(self, case_id: str, experiment_id: str) -> None:
+        found: dict[str, str] = {}
+        for other in self.also:
+            found.update(ExperimentRecord(other)._load())
+        return {**found, **self._load()}
+
+    def _load(self) -> dict[str, str]:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Two hub processes (a restart overlapping) must not drop each other's entries.
         with open(self.path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            current = self.load()
+            current = self._load()
             current[case_id] = experiment_id
             text = json.dumps({"experiments": dict(sorted(current.items()))}, indent=1)
             atomic_write(self.path, text + "\n", mode=0o600)

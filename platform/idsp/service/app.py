@@ -46,12 +46,18 @@ class Service:
     cases: CaseDirectory
     prefix: str = PREFIX
     mlflow: MlflowUpstream | None = None  # MLflow through the hub at <prefix>mlflow/
+    case_maker: Any = None  # case_api.CaseMaker: making cases and members (root agent, MLflow)
     review: Any = None  # review_api.ReviewParts: the reviewer registry and decisions, made at start
     overview: Overview | None = None  # the start page's cached case status (made on first use)
     # One worker: appends (fsync) stay off the event loop and never overlap.
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="idsp-service")
     )
+
+    def cases_of(self, user: str, groups=()) -> list[dict[str, Any]]:
+        """The user's cases from the service's registry: id, title, zaaknummer, case_type,
+        path, role ("owner" or "member"). Blocking (reads a file): call it through ``run``."""
+        return self.cases.of(user, groups)
 
     async def run(self, fn, *args, **kw):
         return await asyncio.get_running_loop().run_in_executor(self.pool, partial(fn, *args, **kw))
@@ -314,7 +320,7 @@ def make_app(service: Service, *, cookie_secret: bytes, extra_routes: Sequence[t
     kw = {"service": service}
     return web.Application(
         [
-            *extra_routes,
+            *extra_routes,  # first: case_api's api/cases (GET and POST) replaces the list below
             (p, StartPage, kw),
             (p + "oauth_callback", OAuthCallback, kw),
             (p + "api/whoami", WhoAmI, kw),

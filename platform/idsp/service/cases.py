@@ -1,9 +1,11 @@
-"""Which cases a hub user may see: the platform's case index, filtered by proved membership.
+"""Which cases a hub user may see: the service's own case registry, by proved membership.
 
-Rule: a user sees a case only if the hub put them in its case group (``case-<id>``, which
-the hub sets from the case's own ``case.yaml`` as root) or the case index names them; the
-list never comes from the caller. The index is read as the service account (mode 0640, the
-service's group); if it cannot be read, the service says so and lists nothing.
+Rule: on the hub the registry (``<state>/cases.json``, :mod:`idsp.hub.case_registry`, written
+only by the service) is the truth about who owns and who is a member of a case; hub groups
+and a case's ``case.yaml`` (which its members can edit) decide nothing. Cases of the older,
+root-written case index (mode 0640, the service's group) are imported into the registry once,
+at start, with the members their ``case.yaml`` named then. If the index cannot be read, the
+service says so and lists nothing.
 """
 
 from __future__ import annotations
@@ -14,50 +16,55 @@ from typing import Any
 
 import yaml
 
-from idsp.errors import UserError
+from idsp.errors import ConfigError, UserError
+from idsp.hub.case_registry import CaseRegistry, import_legacy
 from idsp.hub.cases import read_index
 
 SHOWN = ("title", "zaaknummer", "case_type")
 
 
 class IndexUnreadable(UserError):
-    """The service account cannot read the case index."""
+    """The service account cannot read the case index or its registry."""
 
 
 class CaseDirectory:
-    def __init__(self, index: Path, cases_root: Path):
+    def __init__(self, index: Path, cases_root: Path, registry: CaseRegistry | None = None):
         self.index = index
         self.cases_root = cases_root
+        self.registry = registry or CaseRegistry(Path(index).with_name("cases.json"))
 
-    def _raw(self) -> dict[str, dict]:
-        data = yaml.safe_load(self.index.read_text(encoding="utf-8")) or []
-        if isinstance(data, dict):
-            data = data.get("cases", [])
-        return {str(c["id"]): c for c in data if isinstance(c, dict) and c.get("id")}
-
-    def of(self, user: str, groups: Iterable[str]) -> list[dict[str, Any]]:
-        groups = set(groups)
+    def _legacy(self) -> list[dict[str, Any]]:
         try:
             cases = read_index(self.index, self.cases_root)
-            raw = self._raw() if cases else {}
+            raw = yaml.safe_load(self.index.read_text(encoding="utf-8")) if cases else []
         except PermissionError:
             raise IndexUnreadable(
                 "the platform service cannot read the case index",
                 where=str(self.index),
                 fix="The platform admin runs `idsp hub up` again: it gives the index to the service's group (mode 0640)",
             ) from None
-        mine = []
-        for case in cases:
-            if case.group in groups or user in case.members:
-                extra = raw.get(case.id, {})
-                mine.append(
-                    {
-                        "id": case.id,
-                        "path": str(case.path),
-                        **{k: extra[k] for k in SHOWN if extra.get(k) is not None},
-                    }
-                )
-        return sorted(mine, key=lambda c: c["id"])
+        if isinstance(raw, dict):
+            raw = raw.get("cases", [])
+        extra = {str(c["id"]): c for c in raw or [] if isinstance(c, dict) and c.get("id")}
+        return [
+            {**{k: extra.get(c.id, {}).get(k) for k in (*SHOWN, "inspectorates")}, "id": c.id,
+             "path": str(c.path), "members": list(c.members)}
+            for c in cases
+        ]  # fmt: skip
+
+    def import_index(self) -> list[str]:
+        """Bring the cases of the old case index into the registry (once each)."""
+        return import_legacy(self.registry, self._legacy())
+
+    def of(self, user: str, groups: Iterable[str] = ()) -> list[dict[str, Any]]:
+        try:
+            return self.registry.cases_of(user, groups)
+        except (PermissionError, ConfigError) as exc:
+            raise IndexUnreadable(
+                f"the platform service cannot read its case registry ({exc})",
+                where=str(self.registry.path),
+                fix="The platform admin restores it from backup",
+            ) from None
 
     def is_member(self, user: str, groups: Iterable[str], case_id: str) -> bool:
         return any(c["id"] == case_id for c in self.of(user, groups))

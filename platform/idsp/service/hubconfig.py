@@ -99,10 +99,34 @@ def command(
 
 def roles() -> list[dict]:
     """Every hub user may use the service; what they may do there, the service decides."""
+def agent_socket(cfg: PlatformConfig) -> str:
+    """The root case agent's socket (``idsp.hub.case_agent``), in a folder of the service's group."""
+    return str(cfg.home / "agent" / "agent.sock")
+
+
+def mlflow_admin_file(cfg: PlatformConfig) -> str:
+    """The MLflow admin password as the service reads it: its own 0400 copy in its state."""
+    return str(state_dir(cfg) / "mlflow-admin-password")
+
+
+def case_args(cfg: PlatformConfig, *, mlflow: bool) -> list[str]:
+    """Cases and members on the single-server hub: the case agent, the lead group, and the
+    MLflow admin password with which the service makes each case's experiment."""
+    args = ["--agent-socket", agent_socket(cfg), "--lead-group", cfg.hub.project_lead_group]
+    return args + (["--mlflow-admin-file", mlflow_admin_file(cfg)] if mlflow else [])
+
+
     return [
         {
             "name": "user",
             "description": "Standard user privileges, and the IDSP platform service",
             "scopes": ["self", ACCESS_SCOPE],
-        }
+        },
+        {
+            # the service checks that a member being added is a hub user (names only)
+            "name": "idsp-service",
+            "description": "The IDSP platform service: look up hub user names",
+            "scopes": ["read:users:name"],
+            "services": [SERVICE_NAME],
+        },
     ]
