@@ -43,6 +43,11 @@ class Key:
 
 @pytest.fixture
 def hub_case(tmp_path, idsp_home, monkeypatch):
+    yield from served_case(tmp_path, monkeypatch)
+
+
+def served_case(tmp_path, monkeypatch):
+    """The service on a thread over one case with a checklist that pim answered and submitted."""
     for var in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_API_URL", "IDSP_SERVICE_URL"):
         monkeypatch.delenv(var, raising=False)
     root = build_tree(tmp_path / "cases" / "ce-risico", case_tree())

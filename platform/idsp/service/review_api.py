@@ -9,31 +9,14 @@ same answer. Refusals are JSON ``{"error", "fix"}`` in Dutch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from idsp.errors import UserError
 from idsp.service.app import ApiError, Service, _Api
 from idsp.service.cases import IndexUnreadable
-from idsp.service.registry import RegistryRefused, ReviewerRegistry
-from idsp.service.review_decide import Decisions, open_case, service_config
-
-
-@dataclass
-class ReviewParts:
-    registry: ReviewerRegistry
-    decisions: Decisions
-
-
-def review_parts(service: Service) -> ReviewParts:
-    """The registry and decisions beside the service's log (``<state>/reviewers.json``)."""
-    if service.review is None:
-        state_dir = Path(service.log.folder).parent
-        registry = ReviewerRegistry(state_dir / "reviewers.json", service.log)
-        config = service_config(state_dir, service.log.path, registry)
-        service.review = ReviewParts(registry, Decisions(registry, service.log, config))
-    return service.review
+from idsp.service.registry import RegistryRefused
+from idsp.service.review_decide import ReviewParts, open_case, review_parts
 
 
 class _ReviewApi(_Api):

@@ -15,6 +15,7 @@ are Dutch: reviewers read them on the page.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -215,3 +216,20 @@ def open_case(path: Path) -> CaseFile:
         return CaseFile(path, parse_case_file(path / CASE_FILE))
     except IdspError as exc:
         raise Refusal(409, f"de zaak kan niet worden gelezen: {exc.what}") from None
+
+
+@dataclass
+class ReviewParts:
+    registry: ReviewerRegistry
+    decisions: Decisions
+
+
+def review_parts(service: Any) -> ReviewParts:
+    """The registry and decisions of ``service`` (an ``app.Service``), made once beside its
+    log: ``<state>/reviewers.json``."""
+    if service.review is None:
+        state_dir = Path(service.log.folder).parent
+        registry = ReviewerRegistry(state_dir / "reviewers.json", service.log)
+        config = service_config(state_dir, service.log.path, registry)
+        service.review = ReviewParts(registry, Decisions(registry, service.log, config))
+    return service.review
