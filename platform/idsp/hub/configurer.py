@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 
 from idsp.config import PlatformConfig
-from idsp.hub import accounts
+from idsp.hub import accounts, home
 from idsp.hub.auth import refuse_unsafe
 from idsp.hub.cases import read_index
 from idsp.hub.singleuser import terminal_command
 from idsp.hub.state import HubPaths, read_secret
 from idsp.hub.tracking import IMPL_ENV, service_command
+from idsp.service import PREFIX as SERVICE_PREFIX
 from idsp.service import hubconfig as platform_service
 
 INSTANCE_ENV = "IDSP_HUB_INSTANCE"  # marks every process a hub started as a service
@@ -62,6 +63,9 @@ def apply(
     paths = HubPaths.of(cfg)
     _network_and_state(cfg, paths, c)
     _login(cfg, c)
+    # The hub's home page links to the platform's start page; admins see pending sign-ups.
+    c.JupyterHub.template_paths = [str(home.TEMPLATES)]
+    c.JupyterHub.template_vars = home.template_vars(cfg.hub.base_url, SERVICE_PREFIX)
     _user_servers(cfg, paths, c, python)
     # Groups: one per inspectorate, one per case of the case index.
     c.JupyterHub.load_groups = _groups(cfg, paths)
