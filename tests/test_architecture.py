@@ -30,7 +30,7 @@ MAX_FUNCTION_LINES = 80
 # layer of its most specific matching pattern (most literal names, then fewest ``**``), so
 # ``legal_ethics.profiles`` sits above the rest of ``legal_ethics.**``.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("idsp.errors", "idsp.files", "idsp.defaults")),
+    ("foundation", ("idsp.errors", "idsp.files", "idsp.defaults", "idsp.listener")),
     ("service link", ("idsp.service.link",)),
     ("config", ("idsp.config", "idsp.keys")),
     ("case file", ("idsp.case_file",)),

@@ -157,6 +157,8 @@ def _user_servers(cfg: PlatformConfig, paths: HubPaths, c, python: str) -> None:
         "LANG": "C.UTF-8",
         # where the library inside a server finds the platform service (idsp.service.client)
         platform_service.SERVICE_URL_ENV: platform_service.client_url(cfg),
+        # whose socket on that port may get the server's token (idsp.listener)
+        platform_service.SERVICE_ACCOUNT_ENV: platform_service.account_name(cfg.hub.user_prefix),
     }
     # the server's own $JUPYTERHUB_API_TOKEN also authenticates it to the platform service
     c.Spawner.server_token_scopes = platform_service.SERVER_TOKEN_SCOPES

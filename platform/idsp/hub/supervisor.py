@@ -140,13 +140,17 @@ def prepare(
     proxy_token, _ = ensure_secret(paths.proxy_token, 32)
     crypt_key, _ = ensure_secret(paths.crypt_key, 32)
     mlflow_admin, _ = ensure_secret(paths.mlflow_admin_password, 24)
-    ensure_secret(paths.mlflow_user_key, 32)
+    mlflow_user_key, _ = ensure_secret(paths.mlflow_user_key, 32)
+    # the service reads it from a file of its own, never from its environment (docs/service.md)
+    from idsp.service.account import hand_mlflow_key
+
+    hand_mlflow_key(cfg, mlflow_user_key, service_account)
     write_private(paths.mlflow_auth_ini, auth_ini(paths, mlflow_admin))
+    _hand_to_service(cfg, mlflow_admin, service_account)
 
     env = dict(os.environ)
     env.pop(ADMIN_PASSWORD_ENV, None)
     env.update(
-    _hand_to_service(cfg, mlflow_admin, service_account)
         {
             "CONFIGPROXY_AUTH_TOKEN": proxy_token,
             "JUPYTERHUB_CRYPT_KEY": crypt_key,
@@ -169,10 +173,6 @@ def prepare(
     return Prepared(paths, env, note)
 
 
-def _admin_password(cfg: PlatformConfig, paths: HubPaths, env: dict[str, str]) -> str:
-    """Hand the first admin's password to the hub (in ``env``); say where it is."""
-    admin = cfg.hub.admin_users[0] if cfg.hub.admin_users else None
-    note = "no admin account configured (hub.admin_users is empty)"
 def _hand_to_service(cfg: PlatformConfig, mlflow_admin: str, account) -> None:
     """The MLflow admin password for the platform service (it makes each case's experiment):
     its own 0400 copy in its 0700 state folder; and the folder of the per-account git configs."""
@@ -199,6 +199,10 @@ def agent_command(cfg: PlatformConfig) -> list[str]:
     ]  # fmt: skip
 
 
+def _admin_password(cfg: PlatformConfig, paths: HubPaths, env: dict[str, str]) -> str:
+    """Hand the first admin's password to the hub (in ``env``); say where it is."""
+    admin = cfg.hub.admin_users[0] if cfg.hub.admin_users else None
+    note = "no admin account configured (hub.admin_users is empty)"
     if admin and cfg.hub.authenticator == "native":
         from idsp.hub.auth import ADMIN_PASSWORD_ENV as HUB_ENV
 
@@ -280,11 +284,11 @@ class Hub:
         self.instance = uuid.uuid4().hex
         self.proxy: subprocess.Popen | None = None
         self.hub: subprocess.Popen | None = None
+        self.agent: subprocess.Popen | None = None
         self.stop_signal = 0
         self.started = 0.0
 
     @property
-        self.agent: subprocess.Popen | None = None
     def url(self) -> str:
         host = self.cfg.hub.ip if self.cfg.hub.ip not in ("0.0.0.0", "", "::") else "127.0.0.1"
         return f"http://{host}:{self.cfg.hub.port}{self.cfg.hub.base_url}"
@@ -311,15 +315,15 @@ class Hub:
             proxy_cmd, env=env, stdout=self._log("proxy"), stderr=subprocess.STDOUT,
             start_new_session=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-        self.hub = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.prep.paths.config_file)],
-            cwd=self.prep.paths.state_dir, env=env, stdout=self._log("jupyterhub"),
-            stderr=subprocess.STDOUT, start_new_session=True, stdin=subprocess.DEVNULL,
         # the case agent (root) before the hub: the service it starts asks it for case folders
         self.agent = subprocess.Popen(
             agent_command(self.cfg), env=env, stdout=self._log("case-agent"), stderr=subprocess.STDOUT,
             start_new_session=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
+        self.hub = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.prep.paths.config_file)],
+            cwd=self.prep.paths.state_dir, env=env, stdout=self._log("jupyterhub"),
+            stderr=subprocess.STDOUT, start_new_session=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         (self.prep.paths.state_dir / "supervisor.pid").write_text(str(os.getpid()))
         api = f"{self.url.rstrip('/')}/hub/api/"

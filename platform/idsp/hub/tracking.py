@@ -7,7 +7,10 @@ only, revoked again at the spawn after they leave a case. A case's experiment is
 hub made itself and recorded (``ExperimentRecord``, in the hub's own state): an experiment
 that merely carries the case's name is never adopted, it is renamed aside (see
 docs/decisions/tracking-server.md). Nothing here imports mlflow: the hub talks to the
-server over its REST API.
+server over its REST API, and sends the admin password only to a socket of root's (the
+hub starts MLflow) or its own account: a local user who binds MLflow's port while it is down
+gets nothing (``idsp.listener``). The server takes only its loopback names as Host and is
+never framed.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ import asyncio
 import fcntl
 import json
 import logging
+import os
 import shutil
 import sys
 import weakref
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
+from idsp import listener
 from idsp.config import PlatformConfig
 from idsp.errors import ConfigError
 from idsp.files import atomic_write
@@ -33,6 +39,7 @@ log = logging.getLogger("idsp.hub.tracking")
 ADMIN_USER = "idsp-mlflow-admin"  # has a hyphen, so no hub user can ever be called this
 PERMISSION = "EDIT"
 AUTH_CACHE_SECONDS = 60
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 def experiment_name(case_id: str) -> str:
@@ -65,11 +72,16 @@ IMPL_ENV = "IDSP_HUB_TRACKING_IMPL"
 def service_command(cfg: PlatformConfig, paths: HubPaths, impl: str = "mlflow") -> list[str]:
     """The MLflow server command, wrapped so that stopping it ends its whole process group."""
     bin_dir = Path(sys.executable).parent
+    port = cfg.tracking.port
     common = [
         "--host",
         cfg.tracking.host,
         "--port",
-        str(cfg.tracking.port),
+        str(port),
+        # the names the hub, the platform service and the servers call it by, nothing else
+        # (MLflow's default also takes every private address: DNS rebinding from a LAN name)
+        "--allowed-hosts",
+        ",".join(dict.fromkeys([urlsplit(cfg.tracking.client_uri()).netloc, *(f"{h}:{port}" for h in LOOPBACK_NAMES)])),
         "--backend-store-uri",
         cfg.tracking_backend_uri(),
         "--artifacts-destination",
@@ -82,7 +94,8 @@ def service_command(cfg: PlatformConfig, paths: HubPaths, impl: str = "mlflow") 
         ]  # fmt: skip
     else:
         mlflow = str(bin_dir / "mlflow") if (bin_dir / "mlflow").exists() else shutil.which("mlflow")
-        cmd = [mlflow or "mlflow", "server", "--app-name", "basic-auth", *common, "--workers", "1"]
+        cmd = [mlflow or "mlflow", "server", "--app-name", "basic-auth", *common, "--workers", "1",
+               "--x-frame-options", "DENY"]  # fmt: skip
     return [sys.executable, "-m", "idsp.hub.groupexec", "--", *cmd]
 
 
@@ -93,8 +106,17 @@ class ExperimentRecord:
 
     def __init__(self, path: Path, also: tuple[Path, ...] = ()):
         self.path = Path(path)
+        # further records, read only: the platform service's (it makes the experiments of
+        # the cases made through it); root reads it, the hub never writes it
+        self.also = tuple(Path(p) for p in also)
 
     def load(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for other in self.also:
+            found.update(ExperimentRecord(other)._load())
+        return {**found, **self._load()}
+
+    def _load(self) -> dict[str, str]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -106,17 +128,8 @@ class ExperimentRecord:
                 fix="Restore it from a backup; deleting it makes the hub rename every case experiment aside",
             ) from None
         return {str(k): str(v) for k, v in data.get("experiments", {}).items()}
-        # further records, read only: the platform service's (it makes the experiments of
-        # the cases made through it); root reads it, the hub never writes it
-        self.also = tuple(Path(p) for p in also)
 
     def record(self, case_id: str, experiment_id: str) -> None:
-        found: dict[str, str] = {}
-        for other in self.also:
-            found.update(ExperimentRecord(other)._load())
-        return {**found, **self._load()}
-
-    def _load(self) -> dict[str, str]:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Two hub processes (a restart overlapping) must not drop each other's entries.
         with open(self.path.with_suffix(".lock"), "a") as lock:
@@ -161,6 +174,8 @@ class TrackingAdmin:
         self.log = logger or log
 
     async def _call(self, client, method, path, **kw):
+        # MLflow runs as root (the hub starts it), or as this process's own account
+        listener.check(self.uri, {0, os.geteuid()}, "the MLflow server")
         r = await client.request(method, f"{self.uri}{path}", auth=self.auth, **kw)
         return r
 

@@ -3,15 +3,22 @@
 Rule: it refuses to run as root, with a state folder others can enter, or without the access
 scope the hub hands it (that would let every hub identity in). Everything it needs comes from
 its command line (set by the platform's configurer) and from the ``JUPYTERHUB_*`` variables
-the hub sets; it never reads ``platform.yaml``, ``IDSP_*`` variables or a user's files.
+the hub sets; it never reads ``platform.yaml``, ``IDSP_*`` variables or a user's files. The
+MLflow user key comes from a file only this account reads (never the environment, which stays
+readable in ``/proc/<pid>/environ``), and the process is made non-dumpable at once, so no
+core file or ptrace by the same account shows the key. No request body above 64 KiB is
+read into memory (the MLflow proxy raises its own limit per request).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
+import pwd
 import secrets
 import stat
 import sys
@@ -20,7 +27,7 @@ from typing import NoReturn
 from urllib.parse import urlparse
 
 from idsp.service import PREFIX
-from idsp.service.app import Service, make_app
+from idsp.service.app import MAX_BODY, Service, make_app
 from idsp.service.auditlog import AuditLog
 from idsp.service.cases import CaseDirectory
 from idsp.service.hubconfig import MLFLOW_KEY_ENV
@@ -29,11 +36,48 @@ from idsp.service.review_api import all_routes as review_routes
 
 log = logging.getLogger("idsp.service")
 AUTH_CACHE_SECONDS = 60  # how long a changed group or revoked scope may take to be seen
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+MAX_BUFFER = 1024 * 1024  # what tornado may hold of one connection's input at a time
+MAX_KEY_FILE = 4096
 
 
 def _refuse(message: str) -> NoReturn:
     print(f"idsp service: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def not_dumpable() -> bool:
+    """prctl(PR_SET_DUMPABLE, 0): no core dump, and /proc/<pid>/mem, environ and ptrace for
+    root only. False where there is no Linux libc (nothing to do there)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        _refuse(f"prctl(PR_SET_DUMPABLE, 0) failed (errno {ctypes.get_errno()})")
+    return True
+
+
+def read_key_file(path: Path) -> str:
+    """The MLflow user key: a plain file of this account's own, readable by nobody else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        _refuse(f"cannot open the MLflow user key file {path} ({exc.strerror}); `idsp hub up` writes it")
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            _refuse(f"{path} must be a plain file of this account's own with mode 0400 (`idsp hub up` makes it so)")
+        key = fh.read(MAX_KEY_FILE).decode("ascii", "replace").strip()
+    if not key:
+        _refuse(f"the MLflow user key file {path} is empty")
+    return key
+
+
+def _owner_uid(name: str) -> int:
+    try:
+        return int(name) if name.isdigit() else pwd.getpwnam(name).pw_uid
+    except KeyError:
+        _refuse(f"--mlflow-owner {name!r} is no account on this machine")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases-root", type=Path, required=True)
     parser.add_argument("--mlflow-url", help="the MLflow server to forward <prefix>mlflow/ to")
     parser.add_argument("--mlflow-at", action="append", default=[], help="a further mount point")
+    parser.add_argument("--mlflow-key-file", type=Path, help="the MLflow user key (this account's, 0400)")
+    parser.add_argument("--mlflow-owner", default="root",
+                        help="the account MLflow runs as: only its socket on MLflow's port gets passwords")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="[idsp-service %(levelname)s %(asctime)s] %(message)s"
@@ -50,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if os.geteuid() == 0:
         _refuse("refusing to run as root: the hub starts it as its own account (docs/service.md)")
+    not_dumpable()  # before any secret is read
     info = args.state.stat()
     if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
         _refuse(
@@ -60,11 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     port = url.port
     if not port:
         _refuse("JUPYTERHUB_SERVICE_URL is not set: the hub starts this service")
-    # The hub hands the MLflow user key in the environment (see hubconfig.MLFLOW_KEY_ENV);
-    # taken out of it at once, so nothing this process might start inherits it.
-    mlflow_key = os.environ.pop(MLFLOW_KEY_ENV, "")
+    # The key comes from its file; the environment (MLFLOW_KEY_ENV) only where no file is
+    # given (a Kubernetes Secret as a variable), and is taken out of it at once.
+    mlflow_key = read_key_file(args.mlflow_key_file) if args.mlflow_key_file else os.environ.pop(MLFLOW_KEY_ENV, "")
     if args.mlflow_url and not mlflow_key:
-        _refuse(f"--mlflow-url needs the MLflow user key in {MLFLOW_KEY_ENV} (the hub sets it)")
+        _refuse("--mlflow-url needs the MLflow user key: --mlflow-key-file (written by `idsp hub up`)")
     # With a further mount point (/services/mlflow/) the login cookie must reach it too; only
     # hub services live below .../services/, never a user's server.
     shared = os.path.dirname(args.mlflow_at[0].rstrip("/")) + "/" if args.mlflow_at else ""
@@ -82,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         audit_log,
         CaseDirectory(args.case_index, args.cases_root),
         prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", PREFIX),
-        mlflow=MlflowUpstream(args.mlflow_url, mlflow_key, also_at=tuple(args.mlflow_at))
+        mlflow=MlflowUpstream(args.mlflow_url, mlflow_key, also_at=tuple(args.mlflow_at),
+                              owners=frozenset({_owner_uid(args.mlflow_owner)}))  # fmt: skip
         if args.mlflow_url
         else None,
     )
@@ -91,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     app = make_app(service, cookie_secret=secrets.token_bytes(32), extra_routes=review_routes(service))
 
     async def serve() -> None:
-        app.listen(port, address=url.hostname or "127.0.0.1")
+        # tornado's defaults would read 100 MB of a body before any handler could refuse it
+        app.listen(port, address=url.hostname or "127.0.0.1", max_body_size=MAX_BODY, max_buffer_size=MAX_BUFFER)
         log.info("platform service at %s (audit log %s)", service.prefix, found)
         await asyncio.Event().wait()
 

@@ -6,6 +6,8 @@ so no hub user's OS account can ever be it. It is a system account without a pas
 login shell. Its state folder is owned by it, mode 0700, and reachable (search bit) through
 every folder above it, or ``hub up`` stops with the folders named. The case index is
 handed to the service's group, mode 0640: users no longer read every case's id and title.
+The MLflow user key reaches the service as a file in that folder, its own, mode 0400 (never
+through its environment, which ``/proc/<pid>/environ`` keeps for the process's life).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from idsp.service import SERVICE_NAME
 
 NOLOGIN = "/usr/sbin/nologin"
 INDEX_MODE = 0o640
+MLFLOW_KEY_FILE = "mlflow-user-key"
 
 
 def account_name(prefix: str) -> str:
@@ -31,6 +34,29 @@ def account_name(prefix: str) -> str:
 
 def state_dir(cfg: PlatformConfig) -> Path:
     return cfg.home / "service"
+
+
+def mlflow_key_file(cfg: PlatformConfig) -> Path:
+    return state_dir(cfg) / MLFLOW_KEY_FILE
+
+
+def hand_mlflow_key(cfg: PlatformConfig, key: str, entry: pwd.struct_passwd) -> Path:
+    """Write the MLflow user key for the service: its own file, mode 0400, replaced whole.
+    Owner and mode are set on the new file before it gets its name (the folder is the
+    service's, so nothing here follows a name the service could have pointed elsewhere)."""
+    path = mlflow_key_file(cfg)
+    tmp = path.with_name(f".{MLFLOW_KEY_FILE}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
+    try:
+        os.fchown(fd, entry.pw_uid, entry.pw_gid)
+        os.fchmod(fd, 0o400)
+        os.write(fd, (key + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
 
 
 def ensure_account(name: str, home: Path) -> pwd.struct_passwd:

@@ -5,6 +5,12 @@ on a log that is not there is MISSING, never "intact: 0 entries", and nothing is
 it (a new chain would hide the deletion). Users may append only the event types in
 ``USER_EVENTS``; the actor of every entry is the hub user the service authenticated.
 Appends and checks run one at a time on one thread, so the chain never forks.
+
+A check reads the whole chain only when the log changed in a way the service did not make
+itself: the last verdict is kept with the log's identity (inode, size, mtime and ctime in
+nanoseconds, and the head file's bytes); the service's own append moves that identity on by
+one entry. Any other write changes the ctime, which no user call can set back, so it is
+seen at the next check. A page view thus costs a ``stat``, not a pass over every entry.
 """
 
 from __future__ import annotations
@@ -38,6 +44,15 @@ def _at(log: Path) -> PlatformConfig:
     return PlatformConfig(paths=Paths(home=log.parent, audit_log=log))
 
 
+def _identity(path: Path, head: Path) -> tuple:
+    info = path.stat()
+    try:
+        head_bytes = head.read_bytes()[:4096]
+    except FileNotFoundError:
+        head_bytes = b""
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, head_bytes)
+
+
 class AuditLog:
     def __init__(self, folder: Path):
         self.folder = folder
@@ -46,6 +61,7 @@ class AuditLog:
         # Written once, right after the first entry: from then on the log must exist.
         self.marker = audit.marker_path(self.path)
         self._config = _at(self.path)
+        self._verdict: tuple[tuple, dict[str, Any]] | None = None  # (identity, intact report)
 
     def open(self) -> str:
         """Create the log on first start; returns what it found ("created", "present", "missing")."""
@@ -69,7 +85,15 @@ class AuditLog:
                 "the platform's audit log is missing (deleted after the service created it), so nothing is recorded",
                 fix="The platform admin restores it from backup; `GET /services/idsp/api/audit/verify` reports it",
             )
-        return audit.record(event, actor=actor, case_id=case_id, config=self._config, **data)
+        known = self._verdict is not None and self._verdict[0] == _identity(self.path, self.head)
+        entry = audit.record(event, actor=actor, case_id=case_id, config=self._config, **data)
+        if known and self._verdict is not None:  # the chain was intact and only we wrote to it
+            report = dict(self._verdict[1], entries=self._verdict[1]["entries"] + 1)
+            report["head"] = {"seq": entry["seq"], "hash": entry["hash"]}
+            self._verdict = (_identity(self.path, self.head), report)
+        else:
+            self._verdict = None
+        return entry
 
     def verify(self) -> dict[str, Any]:
         """``{"status": "intact" | "broken" | "missing", "entries": n, "problems": [...]}``."""
@@ -81,6 +105,9 @@ class AuditLog:
                     "the audit log is missing: the service created it, so it was deleted or moved"
                 ],
             }
+        identity = _identity(self.path, self.head)
+        if self._verdict is not None and self._verdict[0] == identity:
+            return {**self._verdict[1], "problems": []}
         report = audit.verify(path=self.path)
         problems = list(report.problems)
         if report.entries == 0 and not problems:
@@ -96,4 +123,7 @@ class AuditLog:
         if not problems:  # intact: the head file names the last entry, for anchoring elsewhere
             head = json.loads(self.head.read_text(encoding="utf-8"))
             out["head"] = {"seq": head["seq"], "hash": head["hash"]}
+            self._verdict = (identity, out)
+        else:
+            self._verdict = None
         return out

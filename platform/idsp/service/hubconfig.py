@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from idsp.config import PlatformConfig
 from idsp.service import ACCESS_SCOPE, PREFIX, SERVICE_NAME
-from idsp.service.account import account_name, state_dir
-from idsp.service.link import SERVICE_URL_ENV
+from idsp.service.account import account_name, mlflow_key_file, state_dir
+from idsp.service.link import SERVICE_ACCOUNT_ENV, SERVICE_URL_ENV
 
 __all__ = [
-    "SERVICE_URL_ENV", "SERVER_TOKEN_SCOPES", "client_url", "command", "hub_fields", "port", "roles",
-    "service_entry", "url",
+    "SERVICE_ACCOUNT_ENV", "SERVICE_URL_ENV", "SERVER_TOKEN_SCOPES", "account_name", "client_url", "command",
+    "hub_fields", "port", "roles", "service_entry", "url",
 ]  # fmt: skip
 # JupyterHub's default "server" role, plus the service: a server's $JUPYTERHUB_API_TOKEN
 # then authenticates the library and CLI inside it. A token only ever gets the part of
@@ -39,9 +39,10 @@ def client_url(cfg: PlatformConfig) -> str:
     return url(cfg) + PREFIX
 
 
-# The platform's MLflow user key, handed by the hub to the service in its environment: the
-# service's account cannot read root's secrets folder, and the service needs the key to reach
-# MLflow as each user (docs/service.md, "MLflow through the hub").
+# The platform's MLflow user key: the service needs it to reach MLflow as each user, and its
+# account cannot read root's secrets folder. On the single-server hub `idsp hub up` writes it
+# into the service's state (--mlflow-key-file, 0400); the environment variable is only for a
+# Deployment that has no such file (docs/service.md, "What the service guards against").
 MLFLOW_KEY_ENV = "MLFLOW_PROXY_USER_KEY"
 
 
@@ -61,9 +62,10 @@ def service_entry(
 ) -> dict:
     folder = state_dir(cfg)
     mlflow_url = ""
-    if mlflow_key:
+    key_args: list[str] = []
+    if mlflow_key:  # the key itself stays out of the entry: the service reads its own copy
         mlflow_url = cfg.tracking.client_uri()
-        environment = {**environment, MLFLOW_KEY_ENV: mlflow_key}
+        key_args = ["--mlflow-key-file", str(mlflow_key_file(cfg))]
     return {
         **hub_fields(),
         "url": url(cfg),
@@ -71,7 +73,7 @@ def service_entry(
         "cwd": str(folder),
         "command": command(
             cfg, python, state=str(folder), case_index=case_index, cases_root=cases_root, mlflow_url=mlflow_url
-        ),
+        ) + key_args,
         "environment": {"LANG": "C.UTF-8", **environment},
     }
 

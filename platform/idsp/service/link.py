@@ -6,23 +6,31 @@ token; nothing here falls back to the user's own files. The service's address co
 from ``$IDSP_SERVICE_URL`` (set by the platform at each spawn) and must be the hub's
 ``/services/idsp/`` path on loopback or on the hub API's own host: ``platform.yaml``,
 ``IDSP_CONFIG`` and ``IDSP_HOME`` never move it, so a file in a shared case folder cannot send
-a member's token elsewhere. This module sits low (the ethics records use it) and imports
-nothing of the platform above :mod:`idsp.errors`.
+a member's token elsewhere. On loopback the token is sent only when the socket listening on
+the service's port belongs to the service's account (``$IDSP_SERVICE_ACCOUNT``, set by the
+platform at each spawn), root or this user: while the service is down, another local account
+could bind its port and collect tokens (``idsp.listener``). This module sits low (the ethics
+records use it) and imports nothing of the platform above :mod:`idsp.errors` and
+:mod:`idsp.listener`.
 """
+
 
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
+from idsp import listener
 from idsp.errors import Refused, UserError
 
 SERVICE_NAME = "idsp"
 PREFIX = f"/services/{SERVICE_NAME}/"
 SERVICE_URL_ENV = "IDSP_SERVICE_URL"
+SERVICE_ACCOUNT_ENV = "IDSP_SERVICE_ACCOUNT"  # the OS account the service runs as
 # What a signed-in user may record through the service. Decisions (approved, rejected,
 # revoked), run and gate events, membership and registry changes come later from the
 # service's own code paths (issues 11-13), never from a request body: a member who could
@@ -58,6 +66,20 @@ def service_url(environ: Mapping[str, str] | None = None) -> str:
     return url
 
 
+def service_owners(environ: Mapping[str, str] | None = None) -> set[int]:
+    """The accounts whose socket on the service's port may get this server's token: the
+    service's own (``$IDSP_SERVICE_ACCOUNT``), root, and this process's user."""
+    env = os.environ if environ is None else environ
+    owners = listener.own_uids()
+    name = env.get(SERVICE_ACCOUNT_ENV, "")
+    if name:
+        try:
+            owners.add(pwd.getpwnam(name).pw_uid)
+        except KeyError:
+            pass  # the real service then reads as a stranger: refused, never sent
+    return owners
+
+
 class HubService:
     """The platform service over HTTP, authenticated by the server's own hub token."""
 
@@ -68,6 +90,7 @@ class HubService:
 
         self._httpx = httpx
         self.url = url.rstrip("/") + "/"
+        self.owners = service_owners()
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
@@ -85,6 +108,7 @@ class HubService:
         self.close()
 
     def _call(self, method: str, path: str, **kw) -> Any:
+        listener.check(self.url, self.owners, "the platform service")  # before the token goes out
         try:
             r = self._http.request(method, path, **kw)
         except self._httpx.HTTPError as exc:

@@ -3,7 +3,10 @@
 Rule: the platform setting (``tracking.uri`` / ``IDSP_TRACKING__URI``) is the one source
 of the server's address; a server that does not answer is reported in seconds, by name,
 as ``TrackingServerUnavailable`` — never as a stack of retries. MLflow is imported only
-when a client is made.
+when a client is made. A client for a loopback server is made only when the socket listening
+there belongs to root (the hub's MLflow) or to this user (their own ``idsp tracking serve``):
+the client sends the user's MLflow password with every call, and while the server is down
+any local account could bind its port (``idsp.listener``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from idsp import listener
 from idsp.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,6 +86,8 @@ def ensure_server(uri: str, config: PlatformConfig) -> None:
 
 
 def mlflow_client(uri: str) -> MlflowClient:
+    # before the first call: MlflowClient sends MLFLOW_TRACKING_PASSWORD with each one
+    listener.check(uri, listener.own_uids(), "the MLflow tracking server")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

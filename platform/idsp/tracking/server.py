@@ -58,6 +58,7 @@ class ServerSpec:
             "--artifacts-destination", self.artifacts_destination,
             "--serve-artifacts",
             "--workers", str(self.workers),
+            "--x-frame-options", "DENY",  # the UI is never framed (clickjacking)
         ]  # fmt: skip
         if self.allowed_hosts:
             cmd += ["--allowed-hosts", self.allowed_hosts]
