@@ -144,6 +144,26 @@ class S3(_Section):
     credentials_ref: str = Field("idsp-s3", description="Secret with AWS_ACCESS_KEY_ID/..._SECRET")
 
 
+QUANTITY_RE = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+
+
+class ServicePod(_Section):
+    """The platform service's pod on Kubernetes: its resources and its state volume."""
+
+    cpu_request: str = "100m"
+    cpu_limit: str = "1"
+    memory_request: str = "256Mi"
+    memory_limit: str = "512Mi"
+    state_volume_size: str = Field("1Gi", description="the service's own volume: audit log, case registry")
+
+    @field_validator("cpu_request", "cpu_limit", "memory_request", "memory_limit", "state_volume_size")
+    @classmethod
+    def _quantity(cls, v: str) -> str:
+        if not QUANTITY_RE.match(str(v)):
+            raise ValueError("a Kubernetes quantity such as 250m, 1, 512Mi or 2Gi")
+        return v
+
+
 class Kubernetes(_Section):
     namespace: str = "idsp"
     hub_host: str = "idsp.example.org"
@@ -162,6 +182,7 @@ class Kubernetes(_Section):
     mlflow_secrets_ref: str = Field(
         "idsp-mlflow", description="Secret with basic_auth.ini, admin-password, user-key"
     )
+    service: ServicePod = Field(default_factory=ServicePod)
 
 
 class Ethics(_Section):

@@ -11,6 +11,7 @@ import yaml
 from idsp import __version__
 from idsp.config import load_config
 from idsp.deploy import kubernetes as k8s
+from idsp.deploy import secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT.parent / "shared" / "upstream" / "z2jh"
@@ -125,7 +126,7 @@ def test_no_secret_is_inline(tmp_path, cli):
                 if secretish.search(name):
                     assert isinstance(entry, dict) and "valueFrom" in entry and "value" not in entry, name
     cfg = load_config(environ={})
-    listed = {s for s, _, _ in k8s.secret_refs(cfg)}
+    listed = {s for s, _, _ in k8s.secret_refs(cfg) + secrets.chart_secret_refs()}
     assert refs <= listed, refs - listed
     secrets_md = (out / "SECRETS.md").read_text()
     for name in refs:

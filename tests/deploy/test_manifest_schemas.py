@@ -26,11 +26,16 @@ def _cfg(tmp_path, **env):
 
 CONFIGS = {
     "default": {},
-    "storage class, other namespace": {
+    "storage class, other namespace, service sizes": {
         "IDSP_KUBERNETES__STORAGE_CLASS": "nfs-client",
         "IDSP_KUBERNETES__NAMESPACE": "idsp-test",
+        "IDSP_HUB__BASE_URL": "/idsp/",
+        "IDSP_KUBERNETES__SERVICE__CPU_LIMIT": "1500m",
+        "IDSP_KUBERNETES__SERVICE__MEMORY_LIMIT": "1.5Gi",
+        "IDSP_KUBERNETES__SERVICE__STATE_VOLUME_SIZE": "5Gi",
     },
 }
+KINDS = {"Deployment", "Service", "NetworkPolicy", "PersistentVolumeClaim", "ConfigMap"}
 
 
 def _documents(tmp_path, env):
@@ -43,7 +48,7 @@ def _documents(tmp_path, env):
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_every_manifest_is_valid_kubernetes(tmp_path, version, config):
     docs = list(_documents(tmp_path, CONFIGS[config]))
-    assert {doc["kind"] for _, doc in docs} == {"Deployment", "Service", "NetworkPolicy", "PersistentVolumeClaim"}
+    assert {doc["kind"] for _, doc in docs} == KINDS
     for where, doc in docs:
         try:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -52,11 +57,17 @@ def test_every_manifest_is_valid_kubernetes(tmp_path, version, config):
 
 
 def test_the_validation_catches_mistakes(tmp_path):
-    deployment = k8s.render_manifests(_cfg(tmp_path))["mlflow.yaml"][0]
+    rendered = k8s.render_manifests(_cfg(tmp_path))
+    deployment = rendered["mlflow.yaml"][0]
     misspelled = copy.deepcopy(deployment)
     misspelled["spec"]["replica"] = misspelled["spec"].pop("replicas")
     wrong_type = copy.deepcopy(deployment)
     wrong_type["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "5000"
-    for broken in (misspelled, wrong_type):
+    service = rendered["platform-service.yaml"][0]
+    bad_context = copy.deepcopy(service)
+    bad_context["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystm"] = True
+    bad_seccomp = copy.deepcopy(service)
+    bad_seccomp["spec"]["template"]["spec"]["securityContext"]["seccompProfile"] = "RuntimeDefault"
+    for broken in (misspelled, wrong_type, bad_context, bad_seccomp):
         with pytest.raises(kubernetes_validate.ValidationError):
             kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[0], strict=True)

@@ -20,8 +20,10 @@ import yaml
 
 from idsp.config import PlatformConfig
 from idsp.defaults import VERSION
+from idsp.deploy import manifests
+from idsp.deploy import service as platform_service
 from idsp.deploy.folder import deploy_root, read_text
-from idsp.deploy.manifests import MLFLOW_PORT, MLFLOW_SELECTOR, cases, mlflow_url, render_manifests
+from idsp.deploy.manifests import MLFLOW_PORT, MLFLOW_SELECTOR, cases, mlflow_url
 from idsp.deploy.secrets import secret_env, secret_refs, secrets_md, split_ref
 from idsp.errors import UserError
 from idsp.files import atomic_write
@@ -44,6 +46,17 @@ def image_ref(ref: str, default_tag: str) -> tuple[str, str]:
     if not sep or "/" in tag:
         return ref, default_tag
     return name, tag
+
+
+def user_image(cfg: PlatformConfig) -> str:
+    """The single-user image with its tag: the user servers' and the platform service's."""
+    name, tag = image_ref(cfg.kubernetes.image, VERSION)
+    return f"{name}:{tag}"
+
+
+def render_manifests(cfg: PlatformConfig) -> dict[str, list[dict]]:
+    """File name -> documents beside the chart: MLflow, the case volumes, the platform service."""
+    return {**manifests.render_manifests(cfg), **platform_service.render(cfg, user_image(cfg))}
 
 
 def _authenticator(cfg: PlatformConfig) -> tuple[dict, list]:
@@ -162,7 +175,8 @@ def _singleuser(cfg: PlatformConfig) -> dict[str, Any]:
                 {
                     "to": [{"podSelector": {"matchLabels": MLFLOW_SELECTOR}}],
                     "ports": [{"port": MLFLOW_PORT, "protocol": "TCP"}],
-                }
+                },
+                platform_service.user_egress(),
             ],
         },
         "extraEnv": {"IDSP_HOME": "/home/jovyan/.idsp"},
@@ -172,7 +186,7 @@ def _singleuser(cfg: PlatformConfig) -> dict[str, Any]:
 def platform_values(cfg: PlatformConfig, root: Path) -> dict[str, Any]:
     """The chart values ``platform.yaml`` decides (merged over the overlay file)."""
     k = cfg.kubernetes
-    return {
+    values = {
         "hub": _hub(cfg, root),
         "singleuser": _singleuser(cfg),
         "cull": {
@@ -189,6 +203,8 @@ def platform_values(cfg: PlatformConfig, root: Path) -> dict[str, Any]:
             }
         },
     }
+    # the platform service: hub entries, roles, server token scopes, routes (maps only)
+    return merge(values, platform_service.hub_values(cfg))
 
 
 def value_paths(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -250,8 +266,13 @@ def validate_values(values: dict, schema: dict, defaults: dict) -> list[str]:
 HEADER = "# Rendered by `idsp deploy render kubernetes` from platform.yaml; do not edit.\n"
 
 
-class _ValuesDumper(yaml.SafeDumper):
-    """Multi-line strings (the hook, the password module) as readable ``|`` blocks."""
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the hook, the password module, the case index) as readable ``|``
+    blocks, and every mapping written out in full: no ``&id001`` anchors where two places
+    share one Python dict (a label selector), which a reader would have to resolve."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
@@ -259,16 +280,17 @@ def _str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 
-_ValuesDumper.add_representer(str, _str)
+_Dumper.add_representer(str, _str)
 
 
 def rendered_files(cfg: PlatformConfig, deploy_dir: Path | None = None) -> dict[str, str]:
     """Relative path -> text of every rendered file."""
     values = render_values(cfg, deploy_dir)
-    text = yaml.dump(values, Dumper=_ValuesDumper, sort_keys=False, allow_unicode=True)
+    text = yaml.dump(values, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     files = {"values.yaml": HEADER + text}
     for name, docs in render_manifests(cfg).items():
-        files[f"manifests/{name}"] = HEADER + yaml.safe_dump_all(docs, sort_keys=False) if docs else HEADER
+        text = yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+        files[f"manifests/{name}"] = HEADER + text if docs else HEADER
     files["SECRETS.md"] = secrets_md(cfg)
     return files
 

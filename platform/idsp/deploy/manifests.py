@@ -18,6 +18,9 @@ from idsp.hub.cases import read_index
 MLFLOW_PORT = 5000
 MLFLOW_LABELS = {"app.kubernetes.io/name": "idsp-mlflow", "app.kubernetes.io/part-of": "idsp"}
 MLFLOW_SELECTOR = {"app.kubernetes.io/name": "idsp-mlflow"}
+# The platform service's pods (idsp.deploy.service): they forward /services/mlflow/ to MLflow.
+SERVICE_SELECTOR = {"app.kubernetes.io/name": "idsp-service"}
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
 def mlflow_url(cfg: PlatformConfig) -> str:
@@ -120,7 +123,7 @@ def _mlflow_service(cfg: PlatformConfig) -> dict:
 
 
 def _mlflow_policy(cfg: PlatformConfig) -> dict:
-    """Only the hub and the user servers reach MLflow."""
+    """Only the hub, the user servers and the platform service reach MLflow."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -133,6 +136,7 @@ def _mlflow_policy(cfg: PlatformConfig) -> dict:
                     "from": [
                         {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "hub"}}},
                         {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "singleuser-server"}}},
+                        {"podSelector": {"matchLabels": SERVICE_SELECTOR}},
                     ],
                     "ports": [{"port": MLFLOW_PORT, "protocol": "TCP"}],
                 }
@@ -141,25 +145,31 @@ def _mlflow_policy(cfg: PlatformConfig) -> dict:
     }
 
 
-def _case_volumes(cfg: PlatformConfig) -> list[dict]:
+def claim(cfg: PlatformConfig, name: str, size: str, mode: str, labels: dict[str, str]) -> dict:
+    """A PersistentVolumeClaim of the platform's storage class (the cluster's default if unset)."""
     k = cfg.kubernetes
-    volumes = []
-    for case in cases(cfg):
-        spec: dict[str, Any] = {
-            "accessModes": ["ReadWriteMany"],
-            "resources": {"requests": {"storage": k.case_volume_size}},
-        }
-        if k.storage_class:
-            spec["storageClassName"] = k.storage_class
-        volumes.append(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": case["claim"], "namespace": k.namespace, "labels": {"idsp/case": case["id"]}},
-                "spec": spec,
-            }
-        )
-    return volumes
+    spec: dict[str, Any] = {"accessModes": [mode], "resources": {"requests": {"storage": size}}}
+    if k.storage_class:
+        spec["storageClassName"] = k.storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": k.namespace, "labels": labels},
+        "spec": spec,
+    }
+
+
+def dns_egress() -> list[dict]:
+    """DNS where z2jh's own policies allow it (dnsPortsKubeSystemNamespace, dnsPortsPrivateIPs)."""
+    ports = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    kube_system = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    return [{"to": [kube_system, *({"ipBlock": {"cidr": r}} for r in PRIVATE_RANGES)], "ports": ports}]
+
+
+def _case_volumes(cfg: PlatformConfig) -> list[dict]:
+    # ReadWriteMany: every member's server and the platform service mount it at once
+    size = cfg.kubernetes.case_volume_size
+    return [claim(cfg, c["claim"], size, "ReadWriteMany", {"idsp/case": c["id"]}) for c in cases(cfg)]
 
 
 def render_manifests(cfg: PlatformConfig) -> dict[str, list[dict]]:
