@@ -198,6 +198,45 @@ def entries(config: PlatformConfig | None = None, *, path: Path | None = None) -
                     continue
 
 
+def run_started(run_id: str, config: PlatformConfig | None = None, *, path: Path | None = None) -> dict[str, Any] | None:
+    """The log's record of an MLflow run's start (its latest ``run.started`` entry), or None.
+
+    Whether a run is official, for which purpose and under which approvals is read here,
+    never from the run's tags, which any case member can set."""
+    found = None
+    for entry in entries(config, path=path):
+        if entry.get("event") == "run.started" and (entry.get("data") or {}).get("run_id") == run_id:
+            found = entry
+    return found
+
+
+def official_problems(run_id: str, tags: dict[str, str], record: dict[str, Any] | None, *,
+                      purpose: str | None = "use") -> list[str]:
+    """Why the log's record does not make run ``run_id`` official (for ``purpose``), and where
+    its tags claim more than the record; empty when the log says it is official."""
+    if record is None:
+        return [f"the audit log has no record of MLflow run {run_id} starting (no run.started entry): it was not "
+                "made through a gated `case.run`, so it is not official, whatever its tags say"]
+    data, seq = record.get("data") or {}, record.get("seq")
+    problems = []
+    if not data.get("official") or not data.get("approval_ids"):
+        problems.append(f"the audit log records run {run_id} as exploratory (entry {seq}): no approval let it start")
+    elif purpose is not None and data.get("purpose") != purpose:
+        problems.append(f"the audit log records run {run_id} as made for {data.get('purpose') or 'an unrecorded purpose'}"
+                        f" (entry {seq}), not for {purpose}: only a run started with purpose='{purpose}' under an "
+                        f"approval for {purpose} can be registered")
+    claimed = tags.get("idsp.approval")
+    if claimed is not None and claimed != ",".join(data.get("approval_ids") or []) and \
+            not (claimed == "none" and not data.get("approval_ids")):
+        problems.append(f"run {run_id} claims approval {claimed!r} in its tags, but the audit log recorded "
+                        f"{','.join(data.get('approval_ids') or []) or 'none'} (entry {seq}): the tags were edited")
+    if tags.get(AUDIT_TAG) not in (None, f"{seq}:{record.get('hash')}"):
+        problems.append(f"run {run_id}'s tag {AUDIT_TAG} does not name its audit entry {seq}")
+    if tags.get("idsp.official") == "true" and not data.get("official"):
+        problems.append(f"run {run_id} is tagged official, but the audit log recorded it as exploratory (entry {seq})")
+    return problems
+
+
 def _unreadable(path: Path, exc: OSError) -> UserError:
     return UserError(
         f"cannot open the audit log ({exc.strerror})", where=str(path),
@@ -292,7 +331,7 @@ def verify(config: PlatformConfig | None = None, *, path: Path | None = None) ->
 
 
 def check_anchors(anchors: dict[str, str | None], config: PlatformConfig | None = None, *, path: Path | None = None,
-                  tracking_uri: str | None = None) -> list[str]:
+                  tracking_uri: str | None = None, claims: dict[str, dict[str, str]] | None = None) -> list[str]:
     """Compare the log with what the tracking server recorded of it, both ways.
 
     ``anchors`` maps each run id on the server to its ``idsp.audit.entry`` tag
@@ -300,7 +339,9 @@ def check_anchors(anchors: dict[str, str | None], config: PlatformConfig | None 
     (every hash recomputed, head file too) still verifies on its own, but not against
     hashes the server recorded before the rewrite. And every run.started entry of a run on
     this server (``tracking_uri``) must find its run there with the same tag: a removed or
-    changed tag is named too."""
+    changed tag is named too. A run with no tag and no run.started entry is named (it was
+    made around idsp), and with ``claims`` (each run's tags, ``tracking.run_claims``) a run
+    whose tags claim another official status or approval than the log recorded is named."""
     by_seq = {}
     started = []
     for entry in entries(config, path=path):
@@ -311,8 +352,12 @@ def check_anchors(anchors: dict[str, str | None], config: PlatformConfig | None 
         if entry.get("event") == "run.started":
             started.append(entry)
     problems: list[str] = []
+    started_ids = {(e.get("data") or {}).get("run_id") for e in started}
     for run_id, tag in sorted(anchors.items(), key=lambda kv: str(kv[1])):
         if tag is None:
+            if run_id not in started_ids:
+                problems.append(f"MLflow run {run_id} has no audit record (no {AUDIT_TAG} tag, no run.started entry): "
+                                "it was made around idsp's gated case.run, so nothing shows it was allowed")
             continue
         seq_text, _, digest = tag.partition(":")
         try:
@@ -329,6 +374,9 @@ def check_anchors(anchors: dict[str, str | None], config: PlatformConfig | None 
                             f"its hash as {digest[:12]}…, the log now has {str(recorded.get('hash'))[:12]}…")
         elif recorded.get("event") != "run.started" or (recorded.get("data") or {}).get("run_id") != run_id:
             problems.append(f"audit entry {seq} is not the start of MLflow run {run_id}, as the run recorded")
+        elif claims and run_id in claims:
+            problems.extend(p for p in official_problems(run_id, claims[run_id], recorded, purpose=None)
+                            if "claims approval" in p or "tagged official" in p)
     for entry in started:
         data = entry.get("data") or {}
         started_run = data.get("run_id")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idsp.errors import UserError
-from idsp.files import atomic_write
+from idsp.files import atomic_write, inside, read_limited
 
 from legal_ethics.canonical import sha256_file, sha256_of
 from legal_ethics.schema import (
@@ -152,7 +152,12 @@ def evidence_problems(case: CaseFile, answers: Answers, skip: set[str] | frozens
         if key in skip:
             continue
         for ev in answer.evidence:
-            path = Path(case.root) / ev.path
+            path = inside(case.root, ev.path)
+            if path is None:
+                problems.append(f"evidence file {ev.path} of answer {key} lies outside the case folder (a link or "
+                                "'..' leaves it); reviewers can only rely on files inside the case: answer "
+                                f"{key} again with a file inside it")
+                continue
             if not path.is_file():
                 problems.append(f"evidence file {ev.path} of answer {key} is missing")
                 continue
@@ -197,11 +202,13 @@ class MetricResult:
 
 def evaluate_metric(case: CaseFile, metric: MetricCheck) -> MetricResult:
     """Read the artefact and compare; never raises for a bad artefact, says why instead."""
-    path = Path(case.root) / metric.artifact
+    path = inside(case.root, metric.artifact)
+    if path is None:
+        return MetricResult(None, False, f"artefact {metric.artifact} lies outside the case folder")
     if not path.is_file():
         return MetricResult(None, False, f"artefact {metric.artifact} does not exist (run the pipeline first)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_limited(path, what=f"artefact {metric.artifact}", kind="json").decode("utf-8"))
         raw = json_path(data, metric.path)
         value = float(raw)
     except json.JSONDecodeError as exc:
@@ -210,6 +217,8 @@ def evaluate_metric(case: CaseFile, metric: MetricCheck) -> MetricResult:
         return MetricResult(None, False, f"artefact {metric.artifact} has no {metric.path} (missing {exc})")
     except (TypeError, ValueError):
         return MetricResult(None, False, f"{metric.path} in {metric.artifact} is not a number")
+    except UserError as exc:  # not a regular file, or too large
+        return MetricResult(None, False, exc.message)
     if math.isnan(value):
         return MetricResult(value, False, f"{metric.path} in {metric.artifact} is NaN")
     ok = _OPS[metric.op](value, metric.threshold)

@@ -5,7 +5,11 @@ starts only if the case's checklist is approved by every required role with vali
 approvals, for exactly the checklist content, evidence, data versions, code and parameters
 that are about to run, no approval has expired, and every dataset with a suite has a
 passed, unedited quality result made on the data as it is now (``quality_evidence``).
-Exploratory runs (synthetic, non-personal data only) are always allowed. ``idsp ethics
+The approval binds case.yaml too (``bindings.case_binding``), the code is the committed
+git tree (a dirty tree or loose importable code refuses the run), and the checklist must be
+the one the profile gives (``profiles.definition_problems``). Exploratory runs (synthetic,
+non-personal data only) are allowed, unless an approval saw one of their datasets as real
+or personal data and case.yaml was re-declared since. ``idsp ethics
 verify``, ``case.run``, the DVC stages (through ``case.run``) and model registration all
 ask ``check``, so they cannot disagree. This module never writes: the caller logs the
 decision (``idsp ethics verify`` writes ``gate.checked``, tracking writes ``run.started``).
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from idsp.errors import GateRefused, IdspError, UserError
 
 from legal_ethics import bindings as _bindings
-from legal_ethics import checklist, quality_evidence, state
+from legal_ethics import checklist, profiles, quality_evidence, state
 from legal_ethics.quality_evidence import QualityEvidence
 from legal_ethics.reviewers import role_label
 from legal_ethics.schema import PURPOSES, Purpose
@@ -57,7 +61,9 @@ def _short(h: Any) -> str:
     return f"{h[:12]}…" if isinstance(h, str) and len(h) > 12 else str(h)
 
 
-def _binding_reasons(case: CaseFile, approved: list, now_bindings: dict[str, Any], datasets: list[str]) -> list[str]:
+def _binding_reasons(
+    case: CaseFile, approved: list, now_bindings: dict[str, Any], datasets: list[str], roles: list[str],
+) -> list[str]:
     reasons: list[str] = []
     seen: set[str] = set()
 
@@ -77,10 +83,53 @@ def _binding_reasons(case: CaseFile, approved: list, now_bindings: dict[str, Any
                 before, after = old["data"][name], now_bindings["data"].get(name)
                 if before != after:
                     add(f"dataset {name} changed since {who}: DVC md5 {_short(before)} -> {_short(after)}")
-        for key, what in (("code", "the code (src/, dvc.yaml, params.yaml)"), ("params", "params.yaml")):
+        for key, what in (("code", "the code (the committed git tree; outside git every file of the case)"),
+                          ("environment", "the platform's Python environment (the installed packages)"),
+                          ("params", "params.yaml")):
             if key in now_bindings and old.get(key) != now_bindings[key]:
                 add(f"{what} changed since {who}: sha256 {_short(old.get(key))} -> {_short(now_bindings[key])}")
+        add_case = _case_reason(old.get("case"), now_bindings["case"], who, roles)
+        if add_case:
+            add(add_case)
     return reasons
+
+
+def _case_reason(old: Any, now: dict[str, Any], who: str, roles: list[str]) -> str | None:
+    """case.yaml is bound by every approval: its datasets, policy (``approval_binds`` too) and profile."""
+    again = f"submit again (`idsp ethics submit`) and have every sign-off role ({', '.join(roles)}) approve again"
+    if not isinstance(old, dict) or "sha256" not in old:
+        return f"{who} does not bind case.yaml (it was given before IDSP bound it); {again}"
+    if old["sha256"] == now["sha256"]:
+        return None
+    return f"case.yaml changed since {who}: {'; '.join(_bindings.case_changes(old, now))}; {again}"
+
+
+def _declared_down(case: CaseFile, datasets: list[str], verdicts: list, config: PlatformConfig | None) -> list[str]:
+    """Datasets that an approval (signed payload) or the audit log's record of one saw as real
+    or personal data, and that case.yaml now declares synthetic and non-personal: re-declaring
+    them must not turn a run on real data into an exploratory one."""
+    from legal_ethics import audit
+
+    seen: dict[str, str] = {}
+    for v in verdicts:
+        if v.ok and v.decision.decision == "approve":
+            declared = ((v.payload.get("bindings") or {}).get("case") or {}).get("datasets") or {}
+            for name, d in declared.items():
+                if isinstance(d, dict) and (d.get("personal_data") or not d.get("synthetic", True)):
+                    seen.setdefault(name, f"approval {v.decision.id} by {v.payload.get('reviewer')}")
+    try:
+        log = [e for e in audit.entries(config=config) if e.get("case_id") == case.id and e.get("event") == "approved"]
+    except IdspError:
+        log = []
+    for e in log:
+        for name in (e.get("data") or {}).get("official_datasets") or []:
+            seen.setdefault(name, f"approval {(e.get('data') or {}).get('decision_id')} (audit log seq {e.get('seq')})")
+    return [
+        f"dataset {name} was declared real or personal data when {seen[name]} was given; case.yaml now "
+        "declares it synthetic and non-personal, which would make a run on it exploratory. Restore its "
+        "declaration, or submit the change for review and have it approved"
+        for name in datasets if name in seen and not case.dataset(name).official
+    ]
 
 
 def check(
@@ -101,13 +150,16 @@ def check(
     checklist_hash = bindings_now.get("checklist") if "checklist" in bindings_now else _bindings.checklist_hash(case)
     evidence = quality_evidence.read_all(case, datasets)
     if not official:
+        verdicts: list = []
         try:
-            status = state.evaluate(case, config=config, now=now).status
+            st0 = state.evaluate(case, config=config, now=now)
+            status, verdicts = st0.status, st0.verdicts
         except IdspError:
             status = "invalid"  # an exploratory run does not depend on the checklist
+        down = _declared_down(case, datasets, verdicts, config)
         return GateDecision(
-            allowed=True, official=False, checklist_hash=checklist_hash, bindings=bindings_now,
-            status=status, purpose=purpose, quality=evidence,
+            allowed=not down, official=bool(down), reasons=down, checklist_hash=checklist_hash,
+            bindings=bindings_now, status=status, purpose=purpose, quality=evidence,
         )
 
     st = state.evaluate(case, config=config, now=now)
@@ -125,12 +177,17 @@ def check(
             + (f" ({', '.join(waiting)})" if waiting else "")
             + " from those runs' reports, submit for use and have it approved"
         )
+    if st.definition is not None:
+        reasons.extend(profiles.definition_problems(case, st.definition))
+    if "code" in bindings_now:
+        reasons.extend(_bindings.code_problems(case))
     if st.definition is not None and st.answers is not None:
         skip = checklist.use_items(st.definition) if purpose == "development" else set()
         reasons.extend(checklist.evidence_problems(case, st.answers, skip))
         reasons.extend(checklist.item_problems(case, st.definition, st.answers, skip))
     if st.approvals:
-        reasons.extend(_binding_reasons(case, st.approvals, bindings_now, datasets))
+        roles = [role_label(r) for r in st.definition.signoff_roles] if st.definition is not None else []
+        reasons.extend(_binding_reasons(case, st.approvals, bindings_now, datasets, roles))
     if "data" in bindings_now:
         for name in datasets:
             recorded = bindings_now["data"].get(name)

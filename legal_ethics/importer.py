@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from idsp.errors import UserError
+from idsp.files import load_yaml
 
 from legal_ethics import catalogue
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _name_sha(text: str) -> str:
@@ -80,12 +78,7 @@ def iama_questions(tasks: list[dict]) -> list[dict]:
 
 
 def _load(path: Path) -> Any:
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - safe loader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}" if mark else str(path)
-        raise UserError(f"not valid YAML ({getattr(exc, 'problem', exc)})", where=where) from None
+    return load_yaml(path, what="upstream catalogue file", kind="catalogue")
 
 
 def read_upstream(folder: Path) -> dict[str, dict[str, Any]]:

@@ -370,3 +370,48 @@ def build_definition(case: CaseFile, *, today: date | None = None) -> ChecklistD
         validity_days=APPROVAL_VALID_DAYS,
         items=tuple(chosen),
     )
+
+
+def definition_problems(case: CaseFile, defn: ChecklistDefinition) -> list[str]:
+    """Why ``defn`` is weaker than the checklist the platform builds from case.yaml's
+    profile and the catalogues: items left out or made non-blocking, sign-off roles left
+    out, a longer validity, a profile other than case.yaml's, or a profile that says no
+    personal data beside a dataset declared personal. Empty when it is at least as strict.
+    Checked at submission and by the gate, so a hand-edited checklist cannot lower the bar."""
+    spec = case.spec
+    problems: list[str] = []
+    personal = [d.name for d in spec.datasets if d.personal_data]
+    if personal and not spec.profile.personal_data:
+        problems.append(
+            f"case.yaml's profile says personal_data: false, but dataset(s) {', '.join(personal)} are declared "
+            "personal: set profile.personal_data: true (the privacy officer then signs), and rebuild the "
+            "checklist with `idsp ethics init --force`"
+        )
+    if defn.profile != spec.profile.model_dump(mode="json") or defn.case_type != spec.case_type:
+        problems.append(
+            "ethics/checklist.yaml was built from another profile or case type than case.yaml has now: rebuild "
+            "it with `idsp ethics init --force` and submit it again"
+        )
+    try:
+        expected = build_definition(case, today=defn.created)
+    except CaseError as exc:
+        return [*problems, f"the checklist cannot be rebuilt from case.yaml to compare: {exc.message}"]
+    have = {i.key: i for i in defn.items}
+    missing = [i.key for i in expected.items if i.key not in have]
+    if missing:
+        problems.append(
+            f"ethics/checklist.yaml lacks item(s) {', '.join(missing[:10])}{' …' if len(missing) > 10 else ''} that "
+            "the case profile requires; rebuild it with `idsp ethics init --force`"
+        )
+    softened = [i.key for i in expected.items if i.key in have and i.blocking and not have[i.key].blocking]
+    if softened:
+        problems.append(f"ethics/checklist.yaml makes blocking item(s) {', '.join(softened[:10])} non-blocking; "
+                        "rebuild it with `idsp ethics init --force`")
+    roles = [r for r in expected.signoff_roles if r not in defn.signoff_roles]
+    if roles:
+        problems.append(f"ethics/checklist.yaml lacks sign-off role(s) {', '.join(roles)} that the case profile "
+                        "requires; rebuild it with `idsp ethics init --force`")
+    if defn.validity_days > expected.validity_days:
+        problems.append(f"ethics/checklist.yaml lets an approval last {defn.validity_days} days, more than the "
+                        f"{expected.validity_days} the platform allows")
+    return problems

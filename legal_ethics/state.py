@@ -1,8 +1,8 @@
 """Where a checklist stands — derived from its files every time, never stored.
 
 Rule: the status (none, draft, in_review, approved, rejected, expired, revoked) is computed
-from the definition, the answers, the latest submission and the decisions that count
-(``approvals.check``); no file holds a status field an editor could change. This module
+from the definition, the answers, the latest submission *in the audit log's order* and the
+decisions that count (``approvals.check``); no file holds a status field an editor could change. This module
 only reads. Four-eyes: an approval by someone who answered an item or submitted the
 checklist does not count, and each required role needs a different reviewer.
 """
@@ -124,9 +124,32 @@ def _platform_files_outside(case: CaseFile, config: PlatformConfig | None) -> No
             )
 
 
+def log_events(config: PlatformConfig | None = None) -> list[dict[str, Any]]:
+    """The review's events in the order they happened: the local audit log. The seam for the
+    platform service, which passes its own ordered events to ``evaluate(events=...)``."""
+    return list(audit.entries(config=config))
+
+
+def _current_submission(review: ReviewRecord, case_log: list[dict[str, Any]]) -> Submission | None:
+    """The latest submission in the audit log's order, not in review.yaml's: a reordered
+    review.yaml cannot make an older submission current again. Without any submission in
+    the log (a log kept elsewhere), review.yaml's last one."""
+    submitted = [e for e in case_log if e.get("event") == "submitted"]
+    if submitted:
+        latest = (submitted[-1].get("data") or {}).get("submission_id")
+        for sub in review.submissions:
+            if sub.id == latest:
+                return sub
+    return review.submissions[-1] if review.submissions else None
+
+
 def evaluate(
-    case: CaseFile, *, config: PlatformConfig | None = None, now: datetime | None = None
+    case: CaseFile, *, config: PlatformConfig | None = None, now: datetime | None = None,
+    events: list[dict[str, Any]] | None = None,
 ) -> ChecklistState:
+    """The state of the case's checklist. ``events``: the audit log's entries in order (all
+    cases; default ``log_events(config)``), so the order of submissions and decisions comes
+    from the log, never from review.yaml."""
     if not checklist.has_checklist(case):
         return ChecklistState(status="none", reasons=["this case has no checklist: run `idsp ethics init`"])
     now = now or datetime.now(UTC)
@@ -136,14 +159,16 @@ def evaluate(
     content = checklist.content_sha256(defn, answers)
     base = ChecklistState(status="draft", definition=defn, answers=answers, review=review, content_sha256=content)
 
-    submission = review.submissions[-1] if review.submissions else None
-    if submission is None:
+    if not review.submissions:
         return replace(base, reasons=["the checklist has not been submitted for review (`idsp ethics submit`)"])
 
     _platform_files_outside(case, config)
     registry = load_registry(config)
-    log = list(audit.entries(config=config))
-    rolled_back = _rolled_back(base, submission, [e for e in log if e.get("case_id") == case.id])
+    log = log_events(config) if events is None else list(events)
+    case_log = [e for e in log if e.get("case_id") == case.id]
+    submission = _current_submission(review, case_log)
+    assert submission is not None
+    rolled_back = _rolled_back(base, submission, case_log)
     if rolled_back is not None:
         return rolled_back
     vouched = vouched_fingerprints(config, entries=log)

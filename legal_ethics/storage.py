@@ -1,8 +1,9 @@
 """Reading and writing the files of legal_ethics safely.
 
 Rule: every write is atomic (temp file in the same folder, fsync, ``os.replace``), every
-read-modify-write happens under an exclusive file lock, and every YAML error names the
-file and line. Nothing here knows what the files mean.
+read-modify-write happens under an exclusive file lock, every read is bounded (a regular
+file under a size cap, YAML with limited aliases and depth: ``idsp.files.load_yaml``) and
+every YAML error names the file and line. Nothing here knows what the files mean.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from typing import Any, TypeVar
 
 import yaml
 from idsp.errors import UserError
-from idsp.files import atomic_write
+from idsp.files import atomic_write, parse_yaml, read_limited
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
-# libyaml is 20-50x faster than the pure-Python parser; checklists are a few hundred kB.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -32,27 +31,27 @@ def write_yaml(path: Path, data: Any) -> None:
     atomic_write(path, dump_yaml(data))
 
 
+# The size cap that applies to each kind of file, by the ``what`` callers name it with.
+_KINDS = {"checklist definition": "checklist", "answers file": "answers", "review record": "review",
+          "reviewer registry": "registry", "catalogue": "catalogue"}
+
+
 def read_yaml(path: Path, *, what: str, fix: str = "Correct the file") -> Any:
-    """Parse a YAML file; on error raise a ``UserError`` naming file, line and column."""
+    """Parse a YAML file (bounded: ``idsp.files``); on error raise a ``UserError`` naming
+    file, line and column."""
+    raw = read_limited(path, what=what, kind=_KINDS.get(what, "yaml"), fix=fix)
+    return _parse_yaml(_utf8(raw, path=path, what=what, fix=fix), path=path, what=what, fix=fix)
+
+
+def _utf8(raw: bytes, *, path: Path, what: str, fix: str) -> str:
     try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise UserError(f"the {what} does not exist", where=str(path), fix=fix) from None
-    except OSError as exc:
-        raise UserError(f"cannot read the {what} ({exc.strerror})", where=str(path)) from None
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"the {what} is not UTF-8 text", where=str(path), fix=fix) from None
-    return _parse_yaml(text, path=path, what=what, fix=fix)
 
 
 def _parse_yaml(text: str, *, path: Path, what: str, fix: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(f"the {what} is not valid YAML ({problem})", where=where, fix=fix) from None
+    return parse_yaml(text, where=str(path), what=what, fix=fix)
 
 
 def parse_model(model: type[M], data: Any, *, path: Path, what: str) -> M:
@@ -98,19 +97,11 @@ def read_model(model: type[M], path: Path, *, what: str, fix: str = "Correct the
     """``read_yaml`` + ``parse_model``, memoised on the exact bytes of the file."""
     import hashlib
 
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"the {what} does not exist", where=str(path), fix=fix) from None
-    except OSError as exc:
-        raise UserError(f"cannot read the {what} ({exc.strerror})", where=str(path)) from None
+    raw = read_limited(path, what=what, kind=_KINDS.get(what, "yaml"), fix=fix)
     key = (model, hashlib.sha256(raw).hexdigest())
     hit = _MODEL_CACHE.get(key)
     if hit is None:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UserError(f"the {what} is not UTF-8 text", where=str(path), fix=fix) from None
+        text = _utf8(raw, path=path, what=what, fix=fix)
         hit = parse_model(model, _parse_yaml(text, path=path, what=what, fix=fix), path=path, what=what)
         if len(_MODEL_CACHE) > 256:
             _MODEL_CACHE.clear()

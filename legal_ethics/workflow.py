@@ -3,7 +3,7 @@
 Rule: every step is a read-modify-write of one file in the case's ``ethics/`` folder under
 the case's ethics lock, followed by one audit entry; nothing is ever deleted from
 ``review.yaml``. The steps refuse early and say why (self-approval, wrong role, nothing
-submitted); the gate still re-checks everything, because files can be edited by hand.
+submitted, a checklist weaker than its profile requires: ``profiles.definition_problems``); the gate still re-checks everything, because files can be edited by hand.
 
 Status moves: draft --submit--> in_review --approve (all roles)--> approved;
 in_review --reject--> rejected; approved --revoke--> revoked; any edit of the content
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from idsp.errors import Refused, UserError
 
-from legal_ethics import approvals, audit, checklist, state
+from legal_ethics import approvals, audit, checklist, profiles, state
 from legal_ethics import bindings as _bindings
 from legal_ethics.canonical import sha256_file, sha256_hex
 from legal_ethics.reviewers import acting_user, load_key, load_registry, role_label
@@ -165,6 +165,11 @@ def submit(
             raise Refused(f"this checklist content is already {st.status} (submission {st.submission.id})",
                           where=str(checklist.ethics_dir(case)), fix="Change an answer first, or revoke the approval")
         definition, answers, review, content = st.loaded()
+        weaker = profiles.definition_problems(case, definition)
+        if weaker:
+            raise Refused("the checklist is weaker than the one the case profile requires: " + "; ".join(weaker),
+                          where=str(checklist.checklist_path(case)),
+                          fix="Rebuild it from case.yaml with `idsp ethics init --force`, answer it, and submit again")
         use_items = checklist.use_items(definition)
         waiting = use_items if purpose == "development" else set()
         missing = [i.key for i in definition.items
@@ -285,5 +290,6 @@ def decide(
         checklist.save(case, checklist.REVIEW_FILE, review.model_copy(update={"decisions": (*review.decisions, signed)}))
     event = {"approve": "approved", "reject": "rejected", "revoke": "revoked"}[decision]
     audit.append(event, actor=actor, case_id=case.id, config=cfg, decision_id=signed.id, role=role,
-                 submission_id=sub.id, content_sha256=st.content_sha256, comment=comment)
+                 submission_id=sub.id, content_sha256=st.content_sha256, comment=comment,
+                 official_datasets=[d.name for d in case.spec.datasets if d.official])  # the gate keeps them official (gate._declared_down)
     return signed

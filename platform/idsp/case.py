@@ -47,9 +47,42 @@ __all__ = [
 class Case(CaseFile):
     """An opened case project with the data scientist's verbs: ``load``, ``validate``, ``run``."""
 
-    def load(self, name: str, **overrides: Any) -> pd.DataFrame:
-        """Read a catalogued dataset with the Dutch-aware reader."""
-        return read_table(self.dataset_path(name), **overrides)
+    def load(self, name: str, *, file: str | None = None, **overrides: Any) -> pd.DataFrame:
+        """Read a catalogued dataset with the Dutch-aware reader, checked at read time.
+
+        What is read must be what was bound: the md5 of the bytes read (a folder dataset: its
+        ``.dir`` md5, then ``file`` inside it) must equal the md5 the open run was gated
+        with, or DVC's record outside a run; inside a run, an official dataset the run was
+        not started on is refused (the gate never saw it)."""
+        from idsp.errors import Refused, UserError
+        from idsp.files import inside
+        from idsp.tracking.run import open_run
+        from legal_ethics import bindings, data_read
+
+        run = open_run(self)
+        in_run = run.run_id if run is not None else None
+        if run is not None and self.dataset(name).official and name not in run.datasets:
+            raise Refused(
+                f"dataset {name} holds real or personal data, and run {run.name!r} ({in_run}) was started on "
+                f"{', '.join(run.datasets) or 'no datasets'}: the gate never checked a run on it",
+                fix=f"Name it when the run starts: case.run(..., datasets=[..., {name!r}])",
+            )
+        bound = (run.decision.bindings.get("data") if run is not None and run.decision is not None else None)
+        expected = bindings.expected_md5(self, name, bound)
+        path = self.dataset_path(name)
+        if path.is_dir():
+            data_read.check_folder(self, name, expected, in_run=in_run)
+            target = inside(path, file) if file else None
+            if target is None:
+                raise UserError(f"dataset {name} is a folder", where=str(path),
+                                fix="Name the file inside it to read: case.load(name, file='part.csv')")
+            return read_table(target, **overrides)
+
+        def verify(actual: str) -> None:
+            if expected is not None and actual != expected:
+                raise data_read.refuse(self, name, expected, actual, in_run=in_run)
+
+        return read_table(path, verify=verify, **overrides)
 
     def validate(
         self,

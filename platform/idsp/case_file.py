@@ -2,8 +2,8 @@
 
 Rule: ``case.yaml`` is parsed once, here, into frozen pydantic objects; every other part
 of IDSP (checklist, gate, quality, tracking, templates) reads the case through
-``CaseFile``. This module sits low: it imports nothing of IDSP but the errors, so every
-layer may use it. A case is found from the current directory upwards by its
+``CaseFile``. This module sits low: it imports nothing of IDSP but the errors and the bounded
+file reader, so every layer may use it. A case is found from the current directory upwards by its
 ``case.yaml``, and only the edge (the CLI, ``idsp.Case.open()``) asks for that.
 """
 
@@ -14,11 +14,11 @@ from datetime import date
 from pathlib import Path
 from typing import Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from idsp.defaults import APPROVAL_VALID_DAYS, APPROVAL_VALID_DAYS_MAX
 from idsp.errors import CaseError
+from idsp.files import load_yaml
 
 CASE_FILE = "case.yaml"
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}[a-z0-9]$")
@@ -129,15 +129,9 @@ class CaseSpec(_Frozen):
 
 
 def parse_case_file(path: Path) -> CaseSpec:
-    """Read and validate one case.yaml; errors name the file and the field."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}" if mark else str(path)
-        raise CaseError(f"not valid YAML ({getattr(exc, 'problem', exc)})", where=where) from None
-    except OSError as exc:
-        raise CaseError(f"cannot read the case file ({exc.strerror})", where=str(path)) from None
+    """Read (bounded: ``idsp.files.load_yaml``) and validate one case.yaml; errors name the
+    file and the field."""
+    raw = load_yaml(path, what="case file", kind="case", error=CaseError, fix="Correct case.yaml") or {}
     try:
         return CaseSpec.model_validate(raw)
     except ValidationError as exc:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from idsp.defaults import APPROVAL_VALID_DAYS, APPROVAL_VALID_DAYS_MAX
 from idsp.errors import ConfigError
+from idsp.files import load_yaml
 
 ENV_PREFIX = "IDSP_"
 # Variables that steer the loader itself, not a config field.
@@ -274,16 +275,9 @@ def load_config(
                 where=str(file),
                 fix="Create it, or unset IDSP_CONFIG to run on the embedded defaults",
             )
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{file}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(file)
-            raise ConfigError(
-                f"this is not valid YAML ({getattr(exc, 'problem', exc)})",
-                where=where,
-                fix="Fix the syntax; `idsp config validate` checks it again",
-            ) from None
+        # Bounded (a regular file under a size cap, limited aliases): idsp.files.load_yaml.
+        loaded = load_yaml(file, what="platform configuration", kind="config", error=ConfigError,
+                           fix="Fix the syntax; `idsp config validate` checks it again")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

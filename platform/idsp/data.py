@@ -2,7 +2,8 @@
 
 Rule: a file is read faithfully or not at all. Delimiter, encoding, decimal comma and
 ``dd-mm-jjjj`` dates are recognised, never guessed silently wrong: when a value does not
-fit, the error names the file, the line and the column. Identifier-like columns (leading
+fit, the error names the file, the line and the column. A caller that must know what was
+read (``idsp.Case.load``) passes ``verify``: it sees the md5 of the bytes that are parsed. Identifier-like columns (leading
 zeros, BSN, postcodes) stay text. Writes are atomic: a temp file, then a rename.
 """
 
@@ -115,8 +116,11 @@ def read_table(
         raise DataError("file not found", where=str(path), fix="Check the path (relative to the current folder)")
     suffix = path.suffix.lower()
     infer = overrides.pop("infer", True)
+    verify = overrides.pop("verify", None)  # called with the md5 of the bytes read (``idsp.Case.load``)
+    if verify is not None and suffix not in CSV_SUFFIXES:
+        verify(_md5(path.read_bytes()))  # Excel and Parquet are read by their libraries, from the path
     if suffix in CSV_SUFFIXES:
-        frame, lines, dialect = _read_csv(path, **overrides)
+        frame, lines, dialect = _read_csv(path, verify=verify, **overrides)
     elif suffix in EXCEL_SUFFIXES:
         frame, lines = _read_excel(path, sheet=overrides.pop("sheet", 0))
         dialect = CsvDialect("xlsx", "", ",", ".")  # numbers stored as Dutch text
@@ -161,7 +165,13 @@ def _no_more(overrides: dict, path: Path) -> None:
         )
 
 
-def _read_csv(path: Path, **overrides: Any):
+def _md5(raw: bytes) -> str:
+    import hashlib
+
+    return hashlib.md5(raw, usedforsecurity=False).hexdigest()
+
+
+def _read_csv(path: Path, verify=None, **overrides: Any):
     import pandas as pd
 
     allowed = {"encoding", "delimiter", "decimal", "thousands", "date_format"}
@@ -172,6 +182,8 @@ def _read_csv(path: Path, **overrides: Any):
             fix=f"Use: {', '.join(sorted(allowed))}, schema, infer",
         )
     raw = path.read_bytes()
+    if verify is not None:
+        verify(_md5(raw))  # the very bytes parsed below: no window to swap the file
     encoding = overrides.get("encoding") or detect_encoding(raw, path)
     try:
         text = raw.decode(encoding)

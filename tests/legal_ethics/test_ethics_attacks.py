@@ -240,7 +240,7 @@ class TestTamperedChecklist:
 
     def test_code_changed(self, approved_case):
         (approved_case.root / "src" / "train.py").write_text("print('other model')\n")
-        assert "the code (src/, dvc.yaml, params.yaml) changed since approval" in _reasons(approved_case)
+        assert "the code (the committed git tree; outside git every file of the case) changed since approval" in _reasons(approved_case)
 
     def test_params_changed(self, approved_case):
         (approved_case.root / "params.yaml").write_text("seed: 7\n")

@@ -13,7 +13,8 @@ from legal_ethics import bindings, gate
 
 def test_compute_follows_the_case_policy(make_case):
     c = make_case(policy={"approval_binds": ["data"]})
-    assert set(bindings.compute(c, ["inspecties"])) == {"data"}
+    # case.yaml is always bound: policy.approval_binds itself must not switch bindings off
+    assert set(bindings.compute(c, ["inspecties"])) == {"case", "data"}
 
 
 def test_data_md5_from_the_dvc_file_or_dvc_lock(make_case):
@@ -30,18 +31,27 @@ def test_data_md5_from_the_dvc_file_or_dvc_lock(make_case):
     assert bindings.dvc_md5(c, "synthetisch") is None
 
 
-def test_code_hash_counts_git_tracked_files_only(make_case):
+def test_code_hash_is_the_committed_tree_and_loose_code_is_named(make_case):
     c = make_case()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
     subprocess.run([*git, "init", "-q"], cwd=c.root, check=True)
-    subprocess.run([*git, "add", "src", "dvc.yaml", "params.yaml"], cwd=c.root, check=True)
+    subprocess.run([*git, "add", "src", "dvc.yaml", "params.yaml", "docs"], cwd=c.root, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "x"], cwd=c.root, check=True)
-    before = bindings.code_hash(c.root)
+    before = bindings.code_hash(c.root, c)
+    assert bindings.code_problems(c) == []
     (c.root / "src" / "scratch.py").write_text("print('untracked')\n")
-    assert bindings.code_hash(c.root) == before  # untracked files are not the pipeline
+    assert bindings.code_hash(c.root, c) == before  # the binding is what is committed ...
+    assert "untracked or ignored code that Python could import instead of the committed code: src/scratch.py" \
+        in bindings.code_problems(c)[0]  # ... and loose code is named
+    (c.root / "src" / "scratch.py").unlink()
     (c.root / "src" / "train.py").write_text("print('edited, not committed')\n")
-    assert bindings.code_hash(c.root) != before  # the working tree is what runs
-    assert bindings.code_files(c.root) == ["dvc.yaml", "params.yaml", "src/train.py"]
+    assert bindings.code_hash(c.root, c) == before
+    assert "uncommitted changes to src/train.py" in bindings.code_problems(c)[0]
+    subprocess.run([*git, "commit", "-qam", "y"], cwd=c.root, check=True)
+    assert bindings.code_hash(c.root, c) != before  # a new commit is other code
+    # every tracked file counts, not a list of folders (docs/ too); the checklist is bound apart
+    assert bindings.code_files(c.root, c) == [
+        "docs/dpia.pdf", "docs/rechtvaardiging.md", "dvc.yaml", "params.yaml", "src/train.py"]
 
 
 def test_require_raises_gate_refused_with_reasons(case):

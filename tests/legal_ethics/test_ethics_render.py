@@ -28,7 +28,15 @@ def _fixed_key(path: Path, seed: int) -> Path:
 
 
 @pytest.fixture
-def golden_case(make_case, tmp_path):
+def golden_case(make_case, tmp_path, monkeypatch):
+    # The golden checklist is a hand-picked excerpt, far smaller than the one the profile
+    # gives, which submission refuses (tests/legal_ethics/test_attacks_issue13.py); here
+    # only the rendering is under test.
+    monkeypatch.setattr(profiles, "definition_problems", lambda case, defn: [])
+    # Decision ids are signatures over the bindings: the installed packages differ per machine.
+    from legal_ethics import bindings
+
+    monkeypatch.setattr(bindings, "environment_hash", lambda: "golden-environment")
     c = make_case()
     items = (
         profiles.to_item(catalogue.get("ak.grw-02"), why="geldt voor elk algoritme voor een publieke taak", blocking=True),

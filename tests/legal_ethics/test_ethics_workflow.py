@@ -13,7 +13,7 @@ def test_a_correct_approval_opens_the_gate(approved_case):
     assert decision.official
     assert decision.checklist_hash == st.content_sha256
     assert len(decision.approval_ids) == 3
-    assert set(decision.bindings) == {"checklist", "code", "data", "params"}
+    assert set(decision.bindings) == {"case", "checklist", "code", "environment", "data", "params"}
     assert decision.bindings["data"]["inspecties"]
 
 

@@ -401,10 +401,12 @@ def _verify_local(against_tracking: bool) -> dict:
     report = audit.verify(cfg)
     out = report.as_dict()
     if against_tracking and not report.missing:
-        from idsp.tracking import audit_anchors, tracking_uri
+        from idsp.tracking import tracking_uri
+        from idsp.tracking.registry import run_claims
 
-        anchors = audit_anchors(cfg)
-        problems = audit.check_anchors(anchors, cfg, tracking_uri=tracking_uri(cfg))
+        claims = run_claims(cfg)  # every run's tags: official status and approval compared too
+        anchors = {run_id: tags.get(audit.AUDIT_TAG) for run_id, tags in claims.items()}
+        problems = audit.check_anchors(anchors, cfg, tracking_uri=tracking_uri(cfg), claims=claims)
         out = replace(report, problems=report.problems + problems).as_dict()
         out["runs_compared"] = sum(1 for tag in anchors.values() if tag)
     return out

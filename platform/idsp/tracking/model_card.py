@@ -2,7 +2,9 @@
 
 Rule: a model card states only what the tracking server, the case file and the run's
 artefacts say — the approval, data versions, quality result and fairness result — and
-says plainly what is missing; it is one section list rendered twice (Markdown, HTML), so
+says plainly what is missing; whether the run is *official* it takes from the audit log's
+record of the run's start (``legal_ethics.audit.run_started``), never from the run's tags,
+which a case member can set; it is one section list rendered twice (Markdown, HTML), so
 the two never disagree.
 """
 
@@ -18,6 +20,7 @@ from idsp.files import atomic_write
 from idsp.tracking.client import connect
 from idsp.tracking.guard import check_file
 from idsp.tracking.provenance import TAG, tag_key
+from legal_ethics import audit
 
 if TYPE_CHECKING:  # pragma: no cover
     from idsp.case_file import CaseFile
@@ -35,8 +38,9 @@ def build(run_id: str, *, config: PlatformConfig, case: CaseFile | None = None) 
     fairness = _artifact_json(client, run_id, "reports/fairness.json")
     versions = json.loads(tags.get(f"{TAG}versions", "{}") or "{}")
     title = f"Model card: {run.info.run_name} ({tags.get(f'{TAG}case_id', '?')})"
+    not_official = audit.official_problems(run_id, tags, audit.run_started(run_id, config), purpose=None)
     sections: list[Section] = [
-        ("Overview", _overview(run, uri, case)),
+        ("Overview", _overview(run, uri, case, not_official)),
         ("Approval", _approval(tags)),
         ("Data and data quality", _data(tags, datasets)),
         (
@@ -52,19 +56,22 @@ def build(run_id: str, *, config: PlatformConfig, case: CaseFile | None = None) 
         ),
         ("Fairness", _fairness_blocks(fairness)),
         ("Software", [("table", ["package", "version"], [[k, v] for k, v in sorted(versions.items())])]),
-        ("Limitations and warnings", _limits(tags, datasets, fairness) or ["None recorded."]),
+        ("Limitations and warnings", _limits(tags, datasets, fairness, not_official) or ["None recorded."]),
     ]
     return title, sections
 
 
-def _overview(run: Any, uri: str, case: CaseFile | None) -> list[Any]:
+def _overview(run: Any, uri: str, case: CaseFile | None, not_official: list[str]) -> list[Any]:
     tags = run.data.tags
-    status = (
-        "**Official run** — made under the approval below; it may support supervision decisions."
-        if tags.get(f"{TAG}official") == "true"
-        else "**Exploratory run** (idsp.approval=none) — synthetic or non-personal data only; "
-        "not for decisions and it cannot be registered as a model."
-    )
+    if not not_official:
+        status = "**Official run** — the audit log records it as made under the approval below; it may support " \
+                 "supervision decisions."
+    elif tags.get(f"{TAG}official") == "true":
+        status = "**Not an official run** — its tags say official, but the audit log does not: " + \
+                 "; ".join(not_official) + ". Not for decisions; it cannot be registered as a model."
+    else:
+        status = "**Exploratory run** (idsp.approval=none) — synthetic or non-personal data only; " \
+                 "not for decisions and it cannot be registered as a model."
     overview: list[Any] = [
         status,
         (
@@ -129,10 +136,11 @@ def _data(tags: dict[str, str], datasets: list[str]) -> list[Any]:
     return blocks
 
 
-def _limits(tags: dict[str, str], datasets: list[str], fairness: dict[str, Any] | None) -> list[str]:
+def _limits(tags: dict[str, str], datasets: list[str], fairness: dict[str, Any] | None,
+            not_official: list[str]) -> list[str]:
     limits = []
-    if tags.get(f"{TAG}official") != "true":
-        limits.append("Exploratory: not approved for use on real or personal data.")
+    if not_official:
+        limits.append("Not official (audit log): not approved for use on real or personal data.")
     if tags.get(f"{TAG}git.dirty") == "true":
         limits.append("The code had uncommitted changes when the run started.")
     if fairness is None:

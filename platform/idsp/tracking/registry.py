@@ -1,9 +1,11 @@
 """After the run: registering its model, the audit anchors on the server, a case's last run.
 
-Rule: only an official run made for use under a valid approval registers a model, and
-its tags are not trusted on their own — the gate is asked again for the run's case and
-datasets, and the approval ids, checklist hash and DVC hashes it finds now must equal the
-run's tags. The case is passed in; these functions never look for it themselves.
+Rule: only a run that the audit log records (its ``run.started`` entry, matched by MLflow
+run id) as official, for use, under approvals registers a model — a run's tags alone never
+make it official, since a case member can set them — and the gate is asked again for the
+run's case and datasets: the approval ids it finds now must equal the log's record, the
+checklist hash and DVC hashes the run's tags. ``mlflow.register_model`` called directly
+bypasses this: only the registry's permissions on the server can close that. The case is passed in; these functions never look for it themselves.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from idsp.errors import GateRefused
 from idsp.tracking.client import connect
 from idsp.tracking.guard import check_text
 from idsp.tracking.provenance import APPROVAL_NONE, TAG, tag_key
-from legal_ethics import gate
+from legal_ethics import audit, gate
 from legal_ethics.audit import AUDIT_TAG  # "<seq>:<hash>" of a run's run.started entry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,16 +43,12 @@ def register_model(
     uri, client = connect(config)
     run = client.get_run(run_id)
     tags = run.data.tags
-    refuse = []
-    if tags.get(f"{TAG}official") != "true" or tags.get(f"{TAG}approval", APPROVAL_NONE) == APPROVAL_NONE:
-        refuse.append("the run is exploratory (idsp.approval=none); only official, approved runs can be registered")
-    elif tags.get(f"{TAG}purpose") != "use":
-        refuse.append(f"the run was made for {tags.get(f'{TAG}purpose', 'an unknown purpose')}, not for use: register "
-                      "a model from a run started with purpose='use' under an approval for use")
+    record = audit.run_started(run_id, config)
+    refuse = audit.official_problems(run_id, tags, record, purpose="use")
     if run.info.status not in ("RUNNING", "FINISHED"):
         refuse.append(f"the run ended {run.info.status}")
-    if not refuse:
-        refuse.extend(recheck_gate(tags, config, case))
+    if not refuse and record is not None:
+        refuse.extend(recheck_gate(tags, config, case, record=record))
     if refuse:
         raise GateRefused(f"model {name!r} cannot be registered from run {run_id}", reasons=refuse)
     check_text(name, f"model name {name!r}")
@@ -62,7 +60,7 @@ def register_model(
         name,
         tags={
             f"{TAG}run_id": run_id,
-            f"{TAG}approval": tags[f"{TAG}approval"],
+            f"{TAG}approval": ",".join(record["data"]["approval_ids"]) if record else APPROVAL_NONE,
             f"{TAG}checklist_hash": tags.get(f"{TAG}checklist_hash", ""),
             f"{TAG}case_id": tags.get(f"{TAG}case_id", ""),
         },
@@ -70,14 +68,23 @@ def register_model(
     return {"name": version.name, "version": str(version.version), "run_id": run_id, "source": version.source}
 
 
-def recheck_gate(tags: dict[str, str], config: PlatformConfig, case: CaseFile) -> list[str]:
-    """What stands between a finished run (its ``tags``) and registration now; empty when nothing."""
-    if case.id != tags.get(f"{TAG}case_id"):
-        return [f"the run belongs to case {tags.get(f'{TAG}case_id')}, not to the case opened here ({case.id})"]
-    datasets = [d for d in tags.get(f"{TAG}datasets", "").split(",") if d]
+def recheck_gate(tags: dict[str, str], config: PlatformConfig, case: CaseFile,
+                 record: dict[str, Any] | None = None) -> list[str]:
+    """What stands between a finished run and registration now; empty when nothing. The
+    case, datasets and approvals come from the audit log's ``record`` of the run's start
+    when given (its tags otherwise)."""
+    approved: str | None
+    if record is not None:
+        case_id, logged = record.get("case_id"), record.get("data") or {}
+        datasets, approved = list(logged.get("datasets") or []), ",".join(logged.get("approval_ids") or [])
+    else:
+        case_id, approved = tags.get(f"{TAG}case_id"), tags.get(f"{TAG}approval")
+        datasets = [d for d in tags.get(f"{TAG}datasets", "").split(",") if d]
+    if case.id != case_id or case.id != tags.get(f"{TAG}case_id"):
+        return [f"the run belongs to case {case_id}, not to the case opened here ({case.id})"]
     decision = gate.check(case, datasets, config=config)
     problems = list(decision.reasons)
-    if ",".join(decision.approval_ids) != tags.get(f"{TAG}approval"):
+    if ",".join(decision.approval_ids) != approved:
         problems.append("the run's approval ids are not the approvals valid now")
     if (decision.checklist_hash or "none") != tags.get(f"{TAG}checklist_hash"):
         problems.append("the checklist changed since the run")
@@ -92,6 +99,16 @@ def audit_anchors(config: PlatformConfig | None = None) -> dict[str, str | None]
     """Run id -> its ``idsp.audit.entry`` tag ("<seq>:<hash>", or None when the run has no
     such tag) for every run on the tracking server, deleted ones included, for
     ``legal_ethics.audit.check_anchors``."""
+    return {run_id: tags.get(AUDIT_TAG) for run_id, tags in run_claims(config).items()}
+
+
+CLAIMED = (AUDIT_TAG, f"{TAG}official", f"{TAG}approval", f"{TAG}case_id")
+
+
+def run_claims(config: PlatformConfig | None = None) -> dict[str, dict[str, str]]:
+    """Run id -> what its tags claim (audit entry, official, approval, case) for every run of
+    every experiment on the tracking server, deleted ones included: ``audit.check_anchors``
+    compares the claims with the log, so a run the log never saw start is named too."""
     from mlflow.entities import ViewType
 
     _, client = connect(_config(config))
@@ -103,18 +120,18 @@ def audit_anchors(config: PlatformConfig | None = None) -> dict[str, str | None]
         token = found.token
         if not token:
             break
-    anchors: dict[str, str | None] = {}
+    claims: dict[str, dict[str, str]] = {}
     for start in range(0, len(experiments), 100):  # search_runs takes at most 100 experiments
         token = None
         while True:
             page = client.search_runs(experiments[start : start + 100], run_view_type=ViewType.ALL,
                                       max_results=1000, page_token=token)
             for r in page:
-                anchors[r.info.run_id] = r.data.tags.get(AUDIT_TAG)
+                claims[r.info.run_id] = {k: v for k, v in r.data.tags.items() if k in CLAIMED}
             token = page.token
             if not token:
                 break
-    return anchors
+    return claims
 
 
 def last_run(case: CaseFile, *, config: PlatformConfig | None = None) -> dict[str, Any] | None:

@@ -34,6 +34,12 @@ if TYPE_CHECKING:  # pragma: no cover
 _OPEN_RUNS: weakref.WeakSet[TrackedRun] = weakref.WeakSet()
 
 
+def open_run(case: CaseFile) -> TrackedRun | None:
+    """The run of ``case`` open in this process, if any (the newest when several are)."""
+    runs = [r for r in list(_OPEN_RUNS) if r.case.id == case.id and not r._ended and r.run_id is not None]
+    return runs[-1] if runs else None
+
+
 @atexit.register
 def _end_open_runs() -> None:
     for r in list(_OPEN_RUNS):
@@ -151,6 +157,9 @@ class TrackedRun(RunLogging, RunModels):
         tags = run_tags(self.case, decision, self.datasets, purpose=self.purpose, config=self.config)
         tags.update({key: str(value) for key, value in self._initial_tags.items()})
         client = self._client
+        recorded = recorded_experiment(self.case.id) if self.experiment == self.case.id else None
+        if recorded is not None:  # the experiment the platform made for the case, by its id
+            return client.create_run(recorded, run_name=self.name, tags=tags).info.run_id
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is None:
             experiment_id = client.create_experiment(
@@ -175,6 +184,7 @@ class TrackedRun(RunLogging, RunModels):
             "run.started",
             run_id=self.run_id,
             official=decision.official,
+            purpose=self.purpose,  # registration and the model card read these from the log, not from tags
             approval_ids=list(decision.approval_ids),
             checklist_hash=decision.checklist_hash,
             tracking_uri=self.uri,
