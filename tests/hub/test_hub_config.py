@@ -152,3 +152,17 @@ def test_os_names_cannot_collide_or_inject():
             accounts.os_user_name("idsp-", bad)
     assert accounts.os_group_name("idsp-", "case-ce-1") == "idsp-grp-case-ce-1"
     assert len(accounts.os_group_name("idsp-", "case-" + "x" * 60)) <= 32
+
+
+def test_admins_do_not_hold_the_scope_that_opens_a_users_server():
+    """JupyterHub's admin role cannot be edited, so the servers ask for a custom scope that
+    only the user's own `user` role holds (docs/hub.md)."""
+    from idsp.hub.spawner import OWN_SERVER_SCOPE
+    from jupyterhub.roles import get_default_roles
+
+    c = _apply({})
+    assert OWN_SERVER_SCOPE in c.JupyterHub.custom_scopes
+    user_role = next(r for r in c.JupyterHub.load_roles if r["name"] == "user")
+    assert f"{OWN_SERVER_SCOPE}!user" in user_role["scopes"]
+    admin_role = next(r for r in get_default_roles() if r["name"] == "admin")
+    assert OWN_SERVER_SCOPE not in admin_role["scopes"]

@@ -96,10 +96,14 @@ def new(
     terminal, or take their defaults with --defaults. Nothing is written until all are valid.
     """
     from idsp import case_projects, case_template
+    from idsp.service.link import on_hub
 
     given = _parse_data(data)
     if case_type is not None:
         given["case_type"] = case_type
+    if on_hub():  # the platform service makes it (its project-lead group, its root agent)
+        _new_on_hub(name, given, dest, as_json)
+        return
     interactive = not defaults and not as_json and sys.stdin.isatty()
     answers = case_template.resolve_answers(name, given, ask=_ask if interactive else None)
     with spinner(not as_json) as progress:
@@ -116,6 +120,111 @@ def new(
     out.print(
         f"Next: cd {made.path} and read README.md (first: fill in case.yaml).", highlight=False
     )
+
+
+def _new_on_hub(name: str, given: dict[str, str], dest: Path | None, as_json: bool) -> None:
+    from idsp.service.case_client import make_case
+    from idsp.service.link import hub_service
+
+    if dest is not None:
+        raise UserError("--dest does not go with the hub: the platform keeps every case in its cases folder",
+                        where="--dest", fix="Leave --dest out")  # fmt: skip
+    with spinner(not as_json) as progress:
+        progress(f"the platform service makes case {name}")
+        made = make_case(hub_service(), name, given)
+    if as_json:
+        print_json(made)
+        return
+    out = console()
+    out.print(
+        f"[bold green]case {made['id']}[/] made in {made['path']} (by the platform service)",
+        highlight=False,
+    )
+    for step in made.get("steps", []):
+        out.print(f"  - {step}", highlight=False)
+    if made.get("experiment_id"):
+        out.print(
+            f"  - MLflow experiment {made['id']} (id {made['experiment_id']})", highlight=False
+        )
+    for warning in made.get("warnings", []):
+        out.print(f"  [yellow]warning[/]: {warning}", highlight=False)
+    out.print(
+        f"Next: open ~/cases/{made['id']} and read README.md (first: fill in case.yaml).",
+        highlight=False,
+    )
+
+
+members_app = typer.Typer(
+    help="Who works on a case: list, add, remove (owners only, on the hub).", no_args_is_help=True
+)
+app.add_typer(members_app, name="members")
+
+
+def _members(case_id: str, change: str | None, user: str, as_json: bool) -> None:
+    from idsp.service import case_client
+    from idsp.service.link import hub_service, on_hub
+
+    if on_hub():
+        service = hub_service()
+        if change == "add":
+            result = case_client.add_member(service, case_id, user)
+        elif change == "remove":
+            result = case_client.remove_member(service, case_id, user)
+        else:
+            result = case_client.members(service, case_id)
+            result["mode"] = "hub"
+    else:
+        result = case_client.local_members(case_id, change, user, cfg=load())
+    if as_json:
+        print_json(result)
+        return
+    out = console()
+    local = result.get("mode") == "in-process"
+    if change == "add":
+        out.print(
+            f"{user} is now a member of {case_id}"
+            + ("" if local else "; their server has access at once"),
+            highlight=False,
+        )
+    elif change == "remove":
+        out.print(
+            f"{user} is no longer a member of {case_id}"
+            + ("" if local else "; their access is gone"),
+            highlight=False,
+        )
+    if "owners" in result:
+        out.print(f"owners: {', '.join(result['owners']) or '-'}", highlight=False)
+    out.print(f"members: {', '.join(result.get('members') or []) or '-'}", highlight=False)
+    if result.get("note"):
+        console_err().print(f"note: {result['note']}", highlight=False)
+
+
+@members_app.command("list")
+def members_list(
+    case_id: str = typer.Argument(..., help="The case id."), as_json: bool = JSON_OPTION
+) -> None:
+    """The owners and members of a case (you must own it)."""
+    _members(case_id, None, "", as_json)
+
+
+@members_app.command("add")
+def members_add(
+    case_id: str = typer.Argument(..., help="The case id."),
+    user: str = typer.Argument(..., help="The hub user name to add."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Add a member: their running server can open the case at once (~/cases/ID)."""
+    _members(case_id, "add", user, as_json)
+
+
+@members_app.command("remove")
+def members_remove(
+    case_id: str = typer.Argument(..., help="The case id."),
+    user: str = typer.Argument(..., help="The hub user name to remove."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Remove a member: their access ends at once, running server included."""
+    _members(case_id, "remove", user, as_json)
 
 
 @app.command("update")

@@ -95,6 +95,20 @@ def _network_and_state(cfg: PlatformConfig, paths: HubPaths, c) -> None:
     }
 
 
+def _own_servers_only(c, roles: list[dict]) -> None:
+    """A user's JupyterLab is for that user only, hub admins included: the servers ask for
+    ``spawner.OWN_SERVER_SCOPE`` (IdspSpawner.oauth_access_scopes), which the ``user`` role
+    holds for itself and JupyterHub's fixed ``admin`` role does not (docs/hub.md)."""
+    from idsp.hub.spawner import OWN_SERVER_SCOPE
+
+    c.JupyterHub.custom_scopes = {
+        OWN_SERVER_SCOPE: {"description": "Use one's own JupyterLab server; not held by hub admins"}
+    }
+    for role in roles:
+        if role["name"] == "user":
+            role["scopes"] = [*role["scopes"], f"{OWN_SERVER_SCOPE}!user"]
+
+
 def _login(cfg: PlatformConfig, c) -> None:
     """Who may log in."""
     hub = cfg.hub
@@ -219,6 +233,7 @@ def _services(
     else:
         services.append(entry)
     roles.extend(platform_service.roles())
+    _own_servers_only(c, roles)
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
     c.IdspSpawner.tracking_uri = cfg.tracking.client_uri()

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from jupyterhub.utils import url_path_join
-from traitlets import Unicode
+from traitlets import Unicode, default
 
 from idsp.hub import accounts, limits
 from idsp.hub.cases import read_index
@@ -29,6 +29,10 @@ from idsp.hub.state import read_secret
 # (exponential back-off with full jitter, up to 5 s between tries) notices a started server
 # up to seconds late; asked every 0.1 s it is seen within 0.1 s.
 READY_POLL_SECONDS = 0.1
+# Who may use a user's JupyterLab: a custom scope that the `user` role holds for itself only
+# (`!user`) and the hub's fixed `admin` role does not hold, so a hub admin can start and stop
+# servers but not open another user's (docs/hub.md, "Admins and other users' servers").
+OWN_SERVER_SCOPE = "custom:idsp:own-server"
 
 
 class IdspSpawner(LocalProcessSpawner):
@@ -51,6 +55,11 @@ class IdspSpawner(LocalProcessSpawner):
     tracking_record_file = Unicode(
         "", config=True, help="the hub's record of the case experiments it made (in its own state folder)"
     )
+
+    @default("oauth_access_scopes")
+    def _own_server_only(self) -> list[str]:
+        # instead of access:servers!user=<name>, which the admin role holds for every user
+        return [f"{OWN_SERVER_SCOPE}!user={self.user.name}"]
 
     _limits: limits.Limits | None = None
     _tracking_stamp: list | None = None

@@ -233,11 +233,12 @@ class Members(_Api):
         case = await self.service.run(_set_member, _registry(self.service), case_id, who, True)
         applied = await maker.agent("grant", case_id=case_id, user=who)
         seconds = round(time.monotonic() - t0, 3)
-        await self._mlflow(maker, "grant", case, who)
         await self.service.run(self.service.log.append, "member.added", actor=name, case_id=case_id,
                                data={"member": who})  # fmt: skip
         self.send({"case_id": case_id, "added": who, "members": sorted(case.get("members") or []),
                    "access_seconds": seconds, "applied": applied.get("account", False)}, status=201)  # fmt: skip
+        # MLflow after the answer: its password hash costs a second, the folder access is there
+        await self._mlflow(maker, "grant", case, who)
 
     async def delete(self, case_id: str, member: str = "") -> None:
         name, case = self._owned(case_id)
@@ -292,7 +293,6 @@ def routes(p: str, service: Service) -> list[tuple]:
     ]
 
 
-
 def read_own_secret(path: Path, limit: int = 4096) -> str:
     """A secret file of this account's own (0400/0600), opened without following a link."""
     import os
@@ -302,7 +302,9 @@ def read_own_secret(path: Path, limit: int = 4096) -> str:
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fh.fileno())
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            raise PermissionError(f"{path} must be a plain file of this account's own with mode 0400")
+            raise PermissionError(
+                f"{path} must be a plain file of this account's own with mode 0400"
+            )
         return fh.read(limit).decode("ascii", "replace").strip()
 
 
