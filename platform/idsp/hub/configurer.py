@@ -240,8 +240,6 @@ def _services(
     c.IdspSpawner.tracking_admin_password_file = str(paths.mlflow_admin_password)
     c.IdspSpawner.tracking_user_key_file = str(paths.mlflow_user_key)
     c.IdspSpawner.tracking_record_file = str(paths.mlflow_experiments)
-
-
     _case_access(cfg, c)
 
 
@@ -255,6 +253,8 @@ def _case_access(cfg: PlatformConfig, c) -> None:
     c.IdspSpawner.service_user = account_name(cfg.hub.user_prefix)
     c.IdspSpawner.git_config_dir = str(cfg.home / "git")
     c.IdspSpawner.service_experiments = str(state_dir(cfg) / RECORD)
+
+
 def load_into(c) -> None:
     """Entry point of the generated ``jupyterhub_config.py``."""
     from idsp.config import load_config

@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlparse
 
+from idsp.hub.case_registry import CaseRegistry
 from idsp.service import PREFIX
 from idsp.service.app import MAX_BODY, Service, make_app
 from idsp.service.auditlog import AuditLog
+from idsp.service.case_api import case_maker
+from idsp.service.case_api import routes as case_routes
 from idsp.service.cases import CaseDirectory
 from idsp.service.hubconfig import MLFLOW_KEY_ENV
 from idsp.service.mlflow_proxy import MlflowUpstream, SharedCookieHubOAuth
@@ -90,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mlflow-key-file", type=Path, help="the MLflow user key (this account's, 0400)")
     parser.add_argument("--mlflow-owner", default="root",
                         help="the account MLflow runs as: only its socket on MLflow's port gets passwords")  # fmt: skip
+    parser.add_argument("--agent-socket", type=Path, help="the root case agent's socket (`idsp hub up` starts it)")
+    parser.add_argument("--lead-group", default="projectleiders", help="the hub group of project leads")
+    parser.add_argument("--mlflow-admin-file", type=Path, help="the MLflow admin password (this account's, 0400)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="[idsp-service %(levelname)s %(asctime)s] %(message)s"
@@ -125,10 +131,14 @@ def main(argv: list[str] | None = None) -> None:
         log.error(
             "the audit log %s is MISSING: appends are refused until it is restored", audit_log.path
         )
+    cases = CaseDirectory(args.case_index, args.cases_root, CaseRegistry.in_state(args.state))
+    imported = cases.import_index()  # cases made before the service: once each
+    if imported:
+        log.info("imported %d case(s) of the old case index into the registry: %s", len(imported), ", ".join(imported))
     service = Service(
         hub_auth,
         audit_log,
-        CaseDirectory(args.case_index, args.cases_root),
+        cases,
         prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", PREFIX),
         mlflow=MlflowUpstream(args.mlflow_url, mlflow_key, also_at=tuple(args.mlflow_at),
                               owners=frozenset({_owner_uid(args.mlflow_owner)}))  # fmt: skip
@@ -137,7 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     # A fresh cookie secret each start: a restart only sends browsers through the hub's
     # login once more (no prompt), and no secret file needs guarding.
-    app = make_app(service, cookie_secret=secrets.token_bytes(32), extra_routes=review_routes(service))
+    service.case_maker = case_maker(args, mlflow_key)
+    app = make_app(
+        service, cookie_secret=secrets.token_bytes(32), extra_routes=[*case_routes(service.prefix, service), *review_routes(service)]
+    )
 
     async def serve() -> None:
         # tornado's defaults would read 100 MB of a body before any handler could refuse it

@@ -73,7 +73,7 @@ def service_entry(
         "cwd": str(folder),
         "command": command(
             cfg, python, state=str(folder), case_index=case_index, cases_root=cases_root, mlflow_url=mlflow_url
-        ) + key_args,
+        ) + key_args + case_args(cfg, mlflow=bool(mlflow_key)),
         "environment": {"LANG": "C.UTF-8", **environment},
     }
 
@@ -99,8 +99,6 @@ def command(
     ]  # fmt: skip
 
 
-def roles() -> list[dict]:
-    """Every hub user may use the service; what they may do there, the service decides."""
 def agent_socket(cfg: PlatformConfig) -> str:
     """The root case agent's socket (``idsp.hub.case_agent``), in a folder of the service's group."""
     return str(cfg.home / "agent" / "agent.sock")
@@ -118,6 +116,8 @@ def case_args(cfg: PlatformConfig, *, mlflow: bool) -> list[str]:
     return args + (["--mlflow-admin-file", mlflow_admin_file(cfg)] if mlflow else [])
 
 
+def roles() -> list[dict]:
+    """Every hub user may use the service; what they may do there, the service decides."""
     return [
         {
             "name": "user",
