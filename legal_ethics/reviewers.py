@@ -156,6 +156,27 @@ def _hub_answer(config: PlatformConfig | None) -> dict[str, Any] | None:
     return link.hub_service().reviewer_registry() if link.on_hub() else None
 
 
+def with_service_decisions(review: Any, case_id: str, config: PlatformConfig | None = None) -> Any:
+    """On the hub, ``review`` (a ``ReviewRecord``) plus the decisions the platform service
+    recorded for the case (its own copy: it may not be able to write the case folder).
+    They count only as ``approvals.check`` allows, like every decision; off the hub
+    ``review`` as is."""
+    source: Callable[[str], list[dict[str, Any]]] | None = getattr(config, "decisions_for", None)
+    if source is not None:
+        extra = source(case_id)
+    else:
+        from idsp.service import link
+
+        if not link.on_hub():
+            return review
+        extra = link.hub_service().case_decisions(case_id)
+    from legal_ethics.schema import SignedDecision
+
+    known = {d.id for d in review.decisions}
+    more = [SignedDecision.model_validate(d) for d in extra if d.get("id") not in known]
+    return review.model_copy(update={"decisions": (*review.decisions, *more)}) if more else review
+
+
 def hub_trust(answer: dict[str, Any]) -> tuple[Registry, dict[str, str]]:
     """On the hub: the registry and what vouches for it, from the platform service only.
 

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from idsp.errors import UserError
 
 from legal_ethics import approvals, audit, checklist
-from legal_ethics.reviewers import Registry, load_registry, role_label, vouched_fingerprints
+from legal_ethics.reviewers import (
+    Registry,
+    load_registry,
+    role_label,
+    vouched_fingerprints,
+    with_service_decisions,
+)
 from legal_ethics.schema import Answers, ChecklistDefinition, ReviewRecord, Submission
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,7 +161,7 @@ def evaluate(
     now = now or datetime.now(UTC)
     defn = checklist.load_definition(case)
     answers = checklist.load_answers(case)
-    review = checklist.load_review(case)
+    review = with_service_decisions(checklist.load_review(case), case.id, config)
     content = checklist.content_sha256(defn, answers)
     base = ChecklistState(status="draft", definition=defn, answers=answers, review=review, content_sha256=content)
 

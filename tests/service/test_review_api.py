@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import yaml
@@ -291,3 +292,34 @@ def test_a_browser_post_without_the_xsrf_token_is_refused(hub_case):
         r = c.post("api/reviewers/enrol", json=body, headers={"X-XSRFToken": "2|abc|def|123"})
         assert r.status_code == 401
     assert svc.client("tok-anna").get("api/reviewers").json() == {"reviewers": []}
+
+
+def test_a_user_servers_gate_reads_registry_and_decisions_from_the_service(hub_case, monkeypatch):
+    """As in pim's JupyterLab on the hub: the gate asks the service (server token) for the
+    registry and for the decisions it recorded; a reviewers.yaml in pim's home is ignored, and
+    a decision the service could not write into the case folder still counts."""
+    svc = hub_case
+    cfg = svc.service.review.decisions.config
+    required = list(state.evaluate(svc.case, config=cfg).definition.signoff_roles)
+    people = {"jurist": "anna", "privacy-officer": "bob", "gemandateerd-verantwoordelijke": "carol",
+              "ethicus": "dirk"}
+    for role in required:
+        key = enrol(svc, people[role], [role], admin="root" if people[role] != "root" else "dirk")
+        assert decide(svc, people[role], key, role=role).status_code == 201
+    stored = svc.client("tok-pim").get("api/cases/ce-risico/decisions").json()["decisions"]
+    assert len(stored) == len(required)
+    # the case folder's review.yaml loses them (as if the service could not write there)
+    review = svc.case.root / "ethics" / "review.yaml"
+    data = yaml.safe_load(review.read_text())
+    data["decisions"] = []
+    review.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "tok-pim")
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:1/hub/api")
+    monkeypatch.setenv("IDSP_SERVICE_URL", svc.url)
+    mine = reviewers.keygen(Path(os.environ["IDSP_HOME"]) / "pim.pem")
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN")
+    reviewers.register("pim", ["jurist"], mine.public_key, actor="pim")  # pim's own file: ignored
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "tok-pim")
+    assert reviewers.load_registry().by_username("pim") is None
+    decision = gate.check(svc.case, ["inspecties"])
+    assert decision.allowed, decision.reasons

@@ -163,6 +163,10 @@ class HubService:
     def decide(self, case_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"api/cases/{case_id}/decisions", json=body)
 
+    def case_decisions(self, case_id: str) -> list[dict[str, Any]]:
+        """The signed decisions the service recorded for one of my cases."""
+        return self._call("GET", f"api/cases/{case_id}/decisions")["decisions"]
+
 
 @cache
 def _service(url: str, token: str) -> HubService:

@@ -124,6 +124,12 @@ class DecisionPayload(_ReviewApi):
 
 
 class Decide(_ReviewApi):
+    async def get(self, case_id: str) -> None:
+        """The decisions the service recorded for one of my cases (the gate merges them)."""
+        user = self.actor()
+        await self.case_path(user, case_id)
+        self.send({"decisions": await self.call(self.parts.decisions.config.decisions_for, case_id)})
+
     async def post(self, case_id: str) -> None:
         user = self.actor()
         path = await self.case_path(user, case_id)

@@ -15,6 +15,7 @@ are Dutch: reviewers read them on the page.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import PrivateAttr
 from idsp.case_file import CASE_FILE, CaseFile, parse_case_file
 from idsp.config import Paths, PlatformConfig
 from idsp.errors import IdspError
+from idsp.files import atomic_write
 from idsp.service.registry import RegistryRefused, ReviewerRegistry
 from legal_ethics import approvals, audit, checklist, state, workflow
 from legal_ethics.canonical import canonical_json
@@ -50,14 +52,45 @@ class ServiceConfig(PlatformConfig):
     file in this process instead of asking the service over HTTP."""
 
     _registry: Any = PrivateAttr(None)
+    _decisions: Any = PrivateAttr(None)
 
     def trust_answer(self) -> dict[str, Any]:
         return self._registry.trust()
+
+    def decisions_for(self, case_id: str) -> list[dict[str, Any]]:
+        return self._decisions.of(case_id) if self._decisions is not None else []
+
+
+class DecisionStore:
+    """The service's own record of the decisions it accepted, one JSON file per case
+    (``<state>/decisions/<case>.json``, 0600, atomic): the gate reads them beside the case's
+    ``review.yaml`` (``legal_ethics.reviewers.with_service_decisions``), so a decision counts
+    even where the service may read but not write the case folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def _path(self, case_id: str) -> Path:
+        if not case_id.replace("-", "").isalnum():
+            raise Refusal(400, f"ongeldige zaak-id {case_id!r}")
+        return self.folder / f"{case_id}.json"
+
+    def of(self, case_id: str) -> list[dict[str, Any]]:
+        path = self._path(case_id)
+        if not path.exists():
+            return []
+        return list(json.loads(path.read_text(encoding="utf-8")))
+
+    def add(self, case_id: str, decision: SignedDecision) -> None:
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        rows = [*self.of(case_id), decision.model_dump(mode="json")]
+        atomic_write(self._path(case_id), json.dumps(rows, ensure_ascii=False, indent=1), mode=0o600)
 
 
 def service_config(state_dir: Path, log_path: Path, registry: ReviewerRegistry) -> ServiceConfig:
     cfg = ServiceConfig(paths=Paths(home=state_dir, audit_log=log_path, reviewers=state_dir / "reviewers.yaml"))
     cfg._registry = registry
+    cfg._decisions = DecisionStore(state_dir / "decisions")
     return cfg
 
 
@@ -185,9 +218,8 @@ class Decisions:
             decision = SignedDecision(
                 id=approvals.decision_id(signature), decision=str(kind), reviewer=user, role=expected["role"],
                 at=at, payload=signed, public_key=key["public_key"], signature=signature)
-            review = checklist.load_review(case)
-            checklist.save(case, checklist.REVIEW_FILE,
-                           review.model_copy(update={"decisions": (*review.decisions, decision)}))
+            self.config._decisions.add(case.id, decision)
+            written = self._into_case(case, decision)
         self.registry.note_decision(user, key["key_id"], decision.id)
         assert st.submission is not None
         entry = self.log.append(KINDS[str(kind)], actor=user, case_id=case.id, data={
@@ -196,7 +228,19 @@ class Decisions:
             "key_id": key["key_id"], "source": key["source"]})
         after = state.evaluate(case, config=self.config)
         return {"decision_id": decision.id, "seq": entry["seq"], "status": after.status,
-                "signed_roles": after.signed_roles, "reasons": after.reasons}
+                "signed_roles": after.signed_roles, "reasons": after.reasons, "in_case_folder": written}
+
+    @staticmethod
+    def _into_case(case: CaseFile, decision: SignedDecision) -> bool:
+        """Also into the case's review.yaml, where the service may write (else the gate reads
+        the service's own record only)."""
+        try:
+            review = checklist.load_review(case)
+            checklist.save(case, checklist.REVIEW_FILE,
+                           review.model_copy(update={"decisions": (*review.decisions, decision)}))
+        except PermissionError:
+            return False
+        return True
 
     def _allowed(self, case: CaseFile, st: state.ChecklistState, user: str, kind: str) -> None:
         if kind == "approve":
