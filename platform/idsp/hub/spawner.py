@@ -61,6 +61,12 @@ class IdspSpawner(LocalProcessSpawner):
         # instead of access:servers!user=<name>, which the admin role holds for every user
         return [f"{OWN_SERVER_SCOPE}!user={self.user.name}"]
 
+    @default("oauth_client_allowed_scopes")
+    def _own_server_token(self) -> list[str]:
+        # the server's OAuth client may hand out only the scopes listed here (JupyterHub adds
+        # access:servers itself): without this the login token lacks the scope asked above
+        return [f"{OWN_SERVER_SCOPE}!user={self.user.name}"]
+
     _limits: limits.Limits | None = None
     _tracking_stamp: list | None = None
     _case_paths: list[str] = []  # set by _prepare_os before the server starts
