@@ -140,6 +140,38 @@ def test_the_cache_follows_the_files(make_case):
     assert again is not first and again.open_count < first.open_count
 
 
+def test_a_submitted_case_is_judged_again_only_when_its_own_trust_changes(make_case, keys):
+    from legal_ethics import audit
+
+    ov = _overview()
+    draft = make_case("ce-blijft")
+    submitted = make_case("ce-beoordeeld")
+    answer_all(submitted, only_blocking=True)
+    workflow.submit(submitted, actor="pim")
+    first_draft, first_sub = ov.status(draft.root), ov.status(submitted.root)
+    audit.append("answered", actor="daan", case_id="ce-ander", data={"item": "x"})  # another case
+    assert ov.status(draft.root) is first_draft and ov.status(submitted.root) is first_sub
+    workflow.decide(submitted, "reject", role="jurist", key_path=keys["alice"], actor="alice",
+                    comment="Onvolledig.")  # its own event (and review.yaml)
+    assert ov.status(submitted.root).key == "rejected"
+    assert ov.status(draft.root) is first_draft  # a draft is judged without trust: untouched
+
+
+def test_the_events_index_reads_only_new_lines_and_starts_over_on_a_new_log(tmp_path):
+    from idsp.service.overview import CaseEvents
+
+    log = tmp_path / "audit.jsonl"
+    log.write_text('{"case_id": "a"}\n{"case_id": "b"}\n{"event": "reviewer.registered"}\n{"case_id": "a"')
+    events = CaseEvents()
+    assert dict(events.refresh(log)) == {"a": 1, "b": 1, None: 1}  # the unfinished line waits
+    with log.open("a") as fh:
+        fh.write('}\n')
+    assert events.refresh(log)["a"] == 2
+    log.unlink()
+    log.write_text('{"case_id": "b"}\n')
+    assert dict(events.refresh(log)) == {"b": 1}
+
+
 # --- what awaits whom ---------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from idsp.service.overview import Overview, StartData, reviewer_roles
 from idsp.service.pages import PageMixin, hub_root, static_routes
 from legal_ethics.reviewers import role_label
 
+log = logging.getLogger("idsp.service")
 MAX_BODY = 64 * 1024  # an audit event is a few hundred bytes; evidence goes elsewhere
 BODY_FIELDS = frozenset({"event", "case_id", "data", "actor"})
 
@@ -300,6 +303,13 @@ def start_data(service: Service, user: dict[str, Any]) -> tuple[StartData | None
     return data, ""
 
 
+def warm_start_page(service: Service) -> None:
+    try:
+        _overview(service).warm(_all_cases(service) or [])
+    except Exception:  # a thread of its own: say it in the log, the page judges on demand
+        log.exception("judging the cases ahead of the start page failed")
+
+
 def _all_cases(service: Service) -> list[dict[str, Any]] | None:
     """Every case of the service's case registry (id, path, title ...), for reviewers."""
     registry = getattr(service.cases, "registry", None)  # the case registry of issue 11
@@ -318,6 +328,8 @@ def make_app(service: Service, *, cookie_secret: bytes, extra_routes: Sequence[t
     handlers here (the review API and pages: ``review_api.all_routes``)."""
     p = service.prefix
     kw = {"service": service}
+    if service.review is not None:  # on the hub: judge every case before the first visitor
+        threading.Thread(target=warm_start_page, args=(service,), daemon=True, name="idsp-warm").start()
     return web.Application(
         [
             *extra_routes,  # first: case_api's api/cases (GET and POST) replaces the list below

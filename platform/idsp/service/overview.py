@@ -3,29 +3,33 @@ signed-in user.
 
 Rule: the status is ``legal_ethics.state.evaluate`` over the case's own files, with the
 service's trust (its audit log and reviewer registry, handed in as ``config``), never a
-status field from a file; this module only reads. Each case's result is cached, keyed on
-the size and mtime of its ``case.yaml`` and checklist files and of the trust files (log,
-registry), and kept at most ``MAX_AGE`` seconds (an approval expires with time alone). A
-case folder the service cannot read gives "status nu niet leesbaar", never an error page.
+status field from a file; this module only reads. Each case's result is cached until the
+size or mtime of its ``case.yaml`` or checklist files changes, or, for a submitted
+checklist (the only kind judged with trust), the registry's files or the audit log's
+entries for that case or for no case change, or one of its approvals expires: the page
+stays fast while others work, and judges again exactly what changed. A case folder the
+service cannot read gives "status nu niet leesbaar", never an error page.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from idsp.case_file import CASE_FILE, CaseFile, parse_case_file
 from idsp.errors import IdspError
-from legal_ethics import checklist, state
+from legal_ethics import audit, checklist, state
 from legal_ethics.reviewers import role_label
 
 ETHICS_FILES = (checklist.CHECKLIST_FILE, checklist.ANSWERS_FILE, checklist.REVIEW_FILE)
-MAX_AGE = 60.0  # seconds; an approval that expires is seen within a minute
 MAX_OPEN_SHOWN = 5  # open questions listed by title; the rest are counted
 
 NO_TRUST = "De platformdienst heeft zijn beoordelaarsregister nu niet geladen; de status volgt zodra dat wel zo is."
@@ -120,11 +124,21 @@ def _person(p: Any) -> str:
     return str(p.username or p.name)
 
 
-def evaluate_case(path: Path, config: Any) -> CaseStatus:
+@dataclass(frozen=True)
+class Judged:
+    """A status and what it was judged on: ``trusted`` if the service's trust (log,
+    registry) took part (a submitted checklist), ``until`` when an approval in it expires."""
+
+    status: CaseStatus
+    trusted: bool = False
+    until: float | None = None
+
+
+def evaluate_case(path: Path, config: Any) -> Judged:
     """The checklist status of the case at ``path`` (uncached). ``config`` None: the service
     has no trust loaded, and a status judged without it could say "approved" wrongly."""
     if config is None:
-        return CaseStatus("unreadable", points=(NO_TRUST,))
+        return Judged(CaseStatus("unreadable", points=(NO_TRUST,)))
     try:
         case = CaseFile(path, parse_case_file(path / CASE_FILE))
         people = {
@@ -133,8 +147,13 @@ def evaluate_case(path: Path, config: Any) -> CaseStatus:
         }
         st = state.evaluate(case, config=config)
     except (PermissionError, IdspError, OSError, ValueError):
-        return CaseStatus("unreadable", points=(UNREADABLE,))
-    return _status(st, **people)
+        return Judged(CaseStatus("unreadable", points=(UNREADABLE,)))
+    expiries = [
+        datetime.fromisoformat(v.payload["expires_at"]).timestamp()
+        for v in st.verdicts if v.decision.decision == "approve" and v.payload.get("expires_at")
+    ]
+    future = [t for t in expiries if t > time.time()]
+    return Judged(_status(st, **people), trusted=st.submission is not None, until=min(future, default=None))
 
 
 def _status(st: state.ChecklistState, **people: Any) -> CaseStatus:
@@ -191,29 +210,78 @@ def _decisions(st: state.ChecklistState) -> tuple[str, ...]:
     return tuple(out) or tuple(st.reasons[-1:])
 
 
+class CaseEvents:
+    """How many audit-log entries name each case (and how many name none: registry changes),
+    read incrementally: the log only grows, so each look reads only the new lines. A log
+    that shrank or was replaced is read again from the start."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str | None] = Counter()
+        self._where: tuple[str, int] | None = None  # (path, inode) read so far
+        self._offset = 0
+
+    def refresh(self, path: Path) -> Counter[str | None]:
+        try:
+            info = path.stat()
+        except OSError:
+            self.counts, self._where, self._offset = Counter(), None, 0
+            return self.counts
+        if self._where != (str(path), info.st_ino) or info.st_size < self._offset:
+            self.counts, self._where, self._offset = Counter(), (str(path), info.st_ino), 0
+        if info.st_size > self._offset:
+            with open(path, "rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read(info.st_size - self._offset)
+            whole = chunk.rfind(b"\n") + 1  # a line still being written waits for the next look
+            for line in chunk[:whole].splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    entry = None
+                self.counts[entry.get("case_id") if isinstance(entry, dict) else None] += 1
+            self._offset += whole
+        return self.counts
+
+
 class Overview:
     """Start-page data with a per-case cache. ``config`` gives the platform config whose
     audit log and reviewer registry decide (the service's own); ``trust_files`` the files
-    whose change invalidates every cached status (that log and registry)."""
+    of that registry. A cached status stays while the case's files are unchanged and, for a
+    submitted checklist, the registry and the log's entries for that case (and those for no
+    case) too, and no approval in it has expired since."""
 
     def __init__(self, config: Callable[[], Any], trust_files: Callable[[], Sequence[Path]] = tuple):
         self.config = config
         self.trust_files = trust_files
-        self._cache: dict[str, tuple[tuple, float, CaseStatus]] = {}
+        self._cache: dict[str, tuple[tuple, tuple | None, Judged]] = {}
+        self._events = CaseEvents()
         self._lock = threading.Lock()
 
-    def status(self, path: Path) -> CaseStatus:
-        key = (_stamp([path / CASE_FILE, *(path / checklist.ETHICS_DIR / f for f in ETHICS_FILES)]),
-               _stamp(self.trust_files()))
-        now = time.monotonic()
+    def _trust(self, config: Any, case_id: str) -> tuple:
+        with self._lock:
+            counts = self._events.refresh(audit.log_path(config))
+            return _stamp(self.trust_files()), counts[case_id], counts[None]
+
+    def status(self, path: Path, case_id: str = "") -> CaseStatus:
+        files = _stamp([path / CASE_FILE, *(path / checklist.ETHICS_DIR / f for f in ETHICS_FILES)])
+        config = self.config()
+        case_id = case_id or path.name
         with self._lock:
             hit = self._cache.get(str(path))
-        if hit and hit[0] == key and now - hit[1] < MAX_AGE:
-            return hit[2]
-        result = evaluate_case(path, self.config())
+        if hit and hit[0] == files and (hit[2].until is None or time.time() < hit[2].until):
+            if not hit[2].trusted or hit[1] == self._trust(config, case_id):
+                return hit[2].status
+        trust = self._trust(config, case_id) if config is not None else None
+        judged = evaluate_case(path, config)
         with self._lock:
-            self._cache[str(path)] = (key, now, result)
-        return result
+            self._cache[str(path)] = (files, trust, judged)
+        return judged.status
+
+    def warm(self, cases: Iterable[dict[str, Any]]) -> None:
+        """Judge ``cases`` ahead of the first page (a thread at service start): a checklist
+        is ~100 KiB of YAML, and the first look at 200 of them takes seconds."""
+        for case in cases:
+            self.status(Path(case["path"]), case["id"])
 
     def build(
         self, user: str, cases: list[dict[str, Any]], *, hub: str, prefix: str,
@@ -231,11 +299,11 @@ class Overview:
             if c["id"] in seen:
                 continue
             seen.add(c["id"])
-            waiting.extend(_for_reviewer(user, c, self.status(Path(c["path"])), roles, prefix))
+            waiting.extend(_for_reviewer(user, c, self.status(Path(c["path"]), c["id"]), roles, prefix))
         return StartData(views, waiting, roles)
 
     def _view(self, user: str, case: dict[str, Any], hub: str) -> CaseView:
-        st = self.status(Path(case["path"]))
+        st = self.status(Path(case["path"]), case["id"])
         return CaseView(
             id=case["id"],
             title=str(case.get("title") or ""),
