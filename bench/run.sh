@@ -22,4 +22,5 @@ fi
 $PY bench/quality.py $quick
 $PY bench/tracking.py $quick
 $PY bench/ce_markering.py $quick
+$PY bench/bench_start_page.py $quick
 if [ -n "$hub" ]; then $PY bench/hub_bench.py; fi
