@@ -25,7 +25,7 @@ from idsp.deploy.manifests import (
     dns_egress,
     mlflow_url,
 )
-from idsp.deploy.secrets import secret_env
+from idsp.deploy.secrets import CHART_SECRET, chart_token_key, secret_env
 from idsp.service import ACCESS_SCOPE, SERVICE_NAME, hubconfig
 from idsp.service.hubconfig import MLFLOW_KEY_ENV
 
@@ -47,10 +47,8 @@ STATE = f"{STATE_MOUNT}/service"
 CASES_ROOT = "/srv/idsp/cases"
 INDEX_DIR = "/etc/idsp/cases"
 INDEX = f"{INDEX_DIR}/index.yaml"
-# The chart generates each hub.services entry's token and keeps it in its own Secret `hub`
-# (named so with the chart's default fullnameOverride ""): nothing for the admin to make.
-HUB_SECRET = "hub"
-TOKEN_KEY = f"hub.services.{SERVICE_NAME}.apiToken"
+# The chart generates the entry's token and keeps it in its own Secret: nothing to make.
+TOKEN_KEY = chart_token_key(SERVICE_NAME)
 
 
 def url(cfg: PlatformConfig) -> str:
@@ -127,7 +125,7 @@ def _env(cfg: PlatformConfig) -> list[dict]:
         "JUPYTERHUB_OAUTH_ACCESS_SCOPES": scopes,
     }
     return [{"name": k, "value": v} for k, v in plain.items()] + [
-        secret_env("JUPYTERHUB_API_TOKEN", f"{HUB_SECRET}/{TOKEN_KEY}", TOKEN_KEY),
+        secret_env("JUPYTERHUB_API_TOKEN", f"{CHART_SECRET}/{TOKEN_KEY}", TOKEN_KEY),
         secret_env(MLFLOW_KEY_ENV, f"{cfg.kubernetes.mlflow_secrets_ref}/user-key", "user-key"),
     ]
 
