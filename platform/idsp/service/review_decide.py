@@ -16,6 +16,8 @@ are Dutch: reviewers read them on the page.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -165,12 +167,18 @@ class Decisions:
             raise Refusal(400, f"`kind` moet approve, reject of revoke zijn, niet {kind!r}")
         if purpose not in PURPOSES:
             raise Refusal(400, f"`purpose` moet development of use zijn, niet {purpose!r}")
+        return self._built(case, user, kind=kind, purpose=purpose, role=role, public_key=public_key,
+                           comment=comment, at=at)[0]
+
+    def _built(self, case: CaseFile, user: str, *, kind: str, purpose: str, role: str | None,
+               public_key: str | None, comment: str, at: datetime | None) -> tuple[dict[str, Any], state.ChecklistState]:
         key = self._key(user, public_key)
         st = self._state(case, purpose)
         role = self._role(st, key, role, user)
         at = at or datetime.now(UTC).replace(microsecond=0)
-        return workflow.decision_payload(case, st, decision=kind, role=role, reviewer=user,
-                                         public_key=key["public_key"], at=at, comment=comment, config=self.config)
+        payload = workflow.decision_payload(case, st, decision=kind, role=role, reviewer=user,
+                                            public_key=key["public_key"], at=at, comment=comment, config=self.config)
+        return payload, st
 
     # --- recording a decision ----------------------------------------------------------
 
@@ -206,14 +214,15 @@ class Decisions:
         if not now - FRESH <= at <= now + timedelta(minutes=1):
             raise Refusal(409, f"{DIFFERS}: het tijdstip van ondertekening ({signed.get('at')}) is verlopen",
                           fix="Laad de pagina opnieuw en onderteken opnieuw")
-        with locked(checklist.lock_path(case)):
-            expected = self.payload(case, user, kind=str(kind), purpose=str(purpose), role=str(signed.get("role")),
-                                    public_key=key["public_key"], comment=reason, at=at)
+        if kind not in KINDS or purpose not in PURPOSES:
+            raise Refusal(400, "`kind` (approve, reject, revoke) of `purpose` (development, use) klopt niet")
+        with self._case_lock(case):
+            expected, st = self._built(case, user, kind=str(kind), purpose=str(purpose), role=str(signed.get("role")),
+                                       public_key=key["public_key"], comment=reason, at=at)
             if expected != signed:
                 changed = sorted(k for k in set(expected) | set(signed) if expected.get(k) != signed.get(k))
                 raise Refusal(409, f"{DIFFERS} (verschil in: {', '.join(changed)})",
                               fix="Laad de pagina opnieuw, bekijk de huidige inhoud en onderteken die")
-            st = self._state(case, str(purpose))
             self._allowed(case, st, user, str(kind))
             decision = SignedDecision(
                 id=approvals.decision_id(signature), decision=str(kind), reviewer=user, role=expected["role"],
@@ -229,6 +238,18 @@ class Decisions:
         after = state.evaluate(case, config=self.config)
         return {"decision_id": decision.id, "seq": entry["seq"], "status": after.status,
                 "signed_roles": after.signed_roles, "reasons": after.reasons, "in_case_folder": written}
+
+    @contextmanager
+    def _case_lock(self, case: CaseFile) -> Iterator[None]:
+        """The case's ethics lock, as every writer of review.yaml takes it; where the service
+        may only read the case folder, its own lock for the case (its record is its own)."""
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(locked(checklist.lock_path(case)))
+            except PermissionError:
+                self.config._decisions.folder.mkdir(mode=0o700, exist_ok=True)
+                stack.enter_context(locked(self.config._decisions.folder / f".{case.id}.lock"))
+            yield
 
     @staticmethod
     def _into_case(case: CaseFile, decision: SignedDecision) -> bool:

@@ -93,10 +93,18 @@ def inside(case: CaseFile, path: str) -> Path | None:
 
 def _groups(case: CaseFile, items, answers: dict[str, Answer], inline: bool):
     out: dict[str, dict[str, list[ItemRow]]] = {}
+    seen: dict[tuple[str, str], dict[str, Any]] = {}  # one file is often evidence of many items
+
+    def entry(path: str, sha256: str) -> dict[str, Any]:
+        if (path, sha256) in seen:  # shown inline once, at its first item; later ones link to it
+            return {**seen[path, sha256], "text": None, "image": False, "first": False}
+        seen[path, sha256] = evidence_entry(case, path, sha256) if inline else {"path": path, "sha256": sha256}
+        seen[path, sha256]["first"] = True
+        return seen[path, sha256]
+
     for item in items:
         answer = answers.get(item.key)
-        evidence = [evidence_entry(case, e.path, e.sha256) if inline else {"path": e.path, "sha256": e.sha256}
-                    for e in (answer.evidence if answer else ())]
+        evidence = [entry(e.path, e.sha256) for e in (answer.evidence if answer else ())]
         row = ItemRow(item, answer, render._value(answer), evidence)
         label = INSTRUMENT_NL.get(item.instrument, item.instrument)
         out.setdefault(label, {}).setdefault(item.section or "Overig", []).append(row)
@@ -134,7 +142,8 @@ def _changes(v: render.View, case: CaseFile, log_path: Path | None):
         rows.append(Change(item.key, item.title, "—" if old is None else str(old), render._value(a),
                            a.rationale if a else "", old_items.get(item.key, "—"), now_items[item.key], ev))
     official = [d.name for d in case.spec.datasets if d.official]
-    now_data = (_bindings.compute(case, official).get("data") or {}) if official else {}
+    # only the data versions: the full bindings (code tree, environment) are the payload's
+    now_data = {name: _bindings.dvc_md5(case, name) for name in official}
     old_data = ((last or {}).get("bindings") or {}).get("data") or {}
     datasets = [{"name": n, "old": str(old_data.get(n, "—")), "new": str(now_data.get(n, "—")),
                  "changed": "ja" if old_data.get(n) != now_data.get(n) else "nee"}
