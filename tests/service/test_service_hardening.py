@@ -409,3 +409,22 @@ def test_verify_reads_the_chain_again_only_when_someone_else_wrote_it(tmp_path):
     assert fresh.path.stat().st_size == info.st_size
     report = fresh.verify()
     assert report["status"] == "broken" and report["problems"]
+
+
+# 5. The library logs to the experiment the platform recorded, not to whatever has the name.
+
+
+def test_the_library_finds_the_cases_experiment_by_the_id_the_service_recorded(served, monkeypatch):
+    from idsp.tracking.client import recorded_experiment
+
+    with served.cases.registry.changing() as cases:
+        assert "alice" in cases["ce-1"].get("members", []) or "alice" in cases["ce-1"].get("owners", [])
+        cases["ce-1"]["experiment_id"] = "42"
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "tok-alice")
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:1/hub/api")
+    monkeypatch.setenv("IDSP_SERVICE_URL", served.url)
+    assert [c.get("experiment_id") for c in HubService(served.url, "tok-alice").cases()] == ["42"]
+    assert recorded_experiment("ce-1") == "42"
+    assert recorded_experiment("ce-2") is None  # not hers: no id, and the run stops at the gate
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN")
+    assert recorded_experiment("ce-1") is None  # off the hub: by name, as before

@@ -83,7 +83,8 @@ class CaseRegistry:
         for case_id, case in self.load().items():
             role = role_of(case, user)
             if role and not case.get("status"):  # "making": not there until it is made
-                shown = {k: case[k] for k in SHOWN if case.get(k) is not None}
+                # the experiment's id too: the library logs to it, never to a name (issue 11)
+                shown = {k: case[k] for k in (*SHOWN, "experiment_id") if case.get(k) is not None}
                 out.append({"id": case_id, **shown, "path": case.get("path", ""), "role": role})
         return sorted(out, key=lambda c: c["id"])
 

@@ -85,6 +85,21 @@ def ensure_server(uri: str, config: PlatformConfig) -> None:
     )
 
 
+def recorded_experiment(case_id: str) -> str | None:
+    """On the hub: the id of the case's MLflow experiment as the platform service recorded it
+    when it made the case (``GET api/cases``), so a run never lands in an experiment someone
+    else made under the case's name. None off the hub, and for a case the service has no id
+    for (made before the service made experiments): the caller then finds it by name."""
+    from idsp.service.link import hub_service, on_hub
+
+    if not on_hub():
+        return None
+    for case in hub_service().cases():
+        if case.get("id") == case_id and case.get("experiment_id"):
+            return str(case["experiment_id"])
+    return None
+
+
 def mlflow_client(uri: str) -> MlflowClient:
     # before the first call: MlflowClient sends MLFLOW_TRACKING_PASSWORD with each one
     listener.check(uri, listener.own_uids(), "the MLflow tracking server")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from idsp.errors import GateRefused, PIIFound, UserError
 from idsp.tracking import ending
-from idsp.tracking.client import TrackingServerUnavailable, connect
+from idsp.tracking.client import TrackingServerUnavailable, connect, recorded_experiment
 from idsp.tracking.guard import check_text, kvk_named, scrub
 from idsp.tracking.provenance import TAG, run_tags
 from idsp.tracking.run_logging import MetricBuffer, RunLogging
