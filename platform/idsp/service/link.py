@@ -14,7 +14,6 @@ records use it) and imports nothing of the platform above :mod:`idsp.errors` and
 :mod:`idsp.listener`.
 """
 
-
 from __future__ import annotations
 
 import os
