@@ -142,6 +142,32 @@ def test_platform_settings_reach_the_pod_and_its_volumes(tmp_path):
     assert values["hub"]["services"]["idsp"]["url"] == "http://idsp-service.inspecties.svc.cluster.local:8002"
 
 
+def test_a_platform_yaml_file_reaches_the_rendered_files(tmp_path, cli):
+    config = tmp_path / "platform.yaml"
+    config.write_text(
+        "kubernetes:\n  namespace: nvwa\n  storage_class: ceph-rwx\n"
+        "  service:\n    memory_limit: 2Gi\n    state_volume_size: 20Gi\n"
+    )
+    out = tmp_path / "out"
+    code, _, err = cli("deploy", "render", "kubernetes", "--config", str(config), "--out", str(out))
+    assert code == 0, err
+    deployment, _, state, _ = yaml.safe_load_all((out / "manifests" / "platform-service.yaml").read_text())
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+    assert state["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "20Gi"}},
+        "storageClassName": "ceph-rwx",
+    }
+    values = yaml.safe_load((out / "values.yaml").read_text())
+    assert values["hub"]["services"]["idsp"]["url"] == "http://idsp-service.nvwa.svc.cluster.local:8002"
+    # a wrong size stops the render with the field named, and writes nothing
+    config.write_text("kubernetes:\n  service:\n    state_volume_size: 20 GB\n")
+    code, _, err = cli("deploy", "render", "kubernetes", "--config", str(config), "--out", str(tmp_path / "bad"))
+    assert code == 2
+    assert "kubernetes.service.state_volume_size" in err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_bad_size_is_refused_naming_the_field(tmp_path):
     with pytest.raises(ConfigError) as err:
         _cfg(tmp_path, IDSP_KUBERNETES__SERVICE__MEMORY_LIMIT="lots")
