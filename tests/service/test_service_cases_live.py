@@ -46,7 +46,10 @@ def people(hub, admin):
     _service_up(hub)
     hub.wait_tracking()
     for user in users.values():
-        user.spawn()
+        try:
+            user.spawn()
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{hub.log()}") from None
     return users
 
 
