@@ -242,7 +242,8 @@ def _content_changed(
                     f"{v.payload['reviewer']} ({role_label(v.payload['role'])}) of {v.payload['at'][:10]}"
                 )
     if not changed_after:
-        changed_after.append(f"the checklist changed after submission {submission.id} by {submission.by}")
+        changed_after.append(f"the checklist changed after submission {submission.id} by {submission.by} "
+                             "(the latest submission in the audit log)")
     return replace(
         base, status="draft",
         reasons=[*reasons, *changed_after, "submit again (`idsp ethics submit`) and have it re-approved"],

@@ -106,17 +106,22 @@ def test_alice_sees_her_case_and_its_status_on_the_start_page(hub, alice, admin)
             # the style sheets came through the strict CSP: the menu is lint-blue
             colour = page.evaluate("getComputedStyle(document.querySelector('.idsp-nav')).backgroundColor")
             assert colour == "rgb(21, 66, 115)"
-            # keyboard: skip link first, then the brand, logout and the menu in order
+            # keyboard: skip link first, then the brand, the menu in reading order, logout
             order = []
             for _ in range(8):
                 page.keyboard.press("Tab")
                 order.append(page.evaluate("document.activeElement.textContent.trim().replace(/\\s+/g, ' ')"))
-            assert order[0] == "Direct naar de inhoud"
-            assert order[3:8] == ["Start", "Mijn zaken", "Te beoordelen", "MLflow", "Hub"], order
-            page.keyboard.press("Shift+Tab")  # back to "MLflow": the focus ring in the picture
+            assert order == ["Direct naar de inhoud", "IDSP Inspecties-DataSciencePlatform", "Start",
+                             "Mijn zaken", "Te beoordelen", "MLflow", "Hub", "Uitloggen"], order
+            page.keyboard.press("Shift+Tab")  # back to "Hub": the focus ring in the picture
             IMG.mkdir(exist_ok=True)
             page.screenshot(path=str(IMG / "start-page-focus.png"))
             page.screenshot(path=str(IMG / "start-page.png"), full_page=True)
+            # the skip link takes the keyboard to the content
+            page.reload()
+            page.keyboard.press("Tab")
+            page.keyboard.press("Enter")
+            assert page.evaluate("document.activeElement.id") == "inhoud"
             assert not problems, problems
 
             # the hub's home page points to the start page; no sign-up count for alice
