@@ -259,7 +259,7 @@ class StartPage(PageHandler):
         data, problem = await loop.run_in_executor(None, start_data, self.service, user)
         report = await loop.run_in_executor(None, self.service.log.verify)
         self.send_page(
-            "start.html", title="Start", active="start",
+            "start.html", title="Startpagina", active="start",
             cases=data.cases if data else [], waiting=data.waiting if data else [],
             reviewer_roles=[role_label(r) for r in data.reviewer_roles] if data else [],
             cases_problem=problem, pending_signups=None,
