@@ -8,8 +8,8 @@ Rule: ``compute`` only reads files and asks git about the repository; it never r
   changed; ``approval_binds`` itself is bound, so it cannot switch the other keys off;
 * ``checklist`` — content sha256 of definition + answers + evidence hashes;
 * ``code`` — the committed git tree of HEAD: sha256 over (path, mode, blob) of every tracked
-  file, except what other keys bind (``ethics/``, DVC records, the datasets, the pipeline's
-  declared outputs). Uncommitted changes, and untracked or ignored Python that could be
+  file, except what other keys bind (``ethics/``, case.yaml, DVC records, the datasets, the
+  pipeline's declared outputs, the answers' evidence). Uncommitted changes, and untracked or ignored Python that could be
   imported, do not change it: ``code_problems`` names them and the gate refuses official
   runs while they exist. Outside git, every file of the case folder counts (minus the same);
 * ``environment`` — with ``code``: sha256 of the installed distributions (name==version), the
@@ -131,11 +131,23 @@ def _git(root: Path, *args: str) -> bytes | None:
 def _excluded(case: CaseFile | None) -> tuple[set[str], tuple[str, ...]]:
     """Paths bound by another key: the datasets and the pipeline's declared outputs (exact
     paths), and folders/prefixes (``ethics/``)."""
-    exact: set[str] = {"dvc.lock"}
+    exact: set[str] = {"dvc.lock", "case.yaml"}  # case.yaml: what decides in it is the ``case`` key
     if case is not None:
         exact.update(os.path.normpath(d.path) for d in case.spec.datasets)
         exact.update(_pipeline_outputs(Path(case.root)))
+        exact.update(_evidence(case))
     return exact, ("ethics/",)
+
+
+def _evidence(case: CaseFile) -> set[str]:
+    """The answers' evidence files: the checklist key binds their sha256."""
+    from legal_ethics import checklist
+
+    try:
+        answers = checklist.load_answers(case)
+    except UserError:
+        return set()
+    return {os.path.normpath(e.path) for a in answers.answers.values() for e in a.evidence}
 
 
 def _pipeline_outputs(root: Path) -> set[str]:
