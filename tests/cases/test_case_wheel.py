@@ -86,3 +86,12 @@ def test_wheel_finds_its_own_template_and_makes_and_updates_a_case(wheel_site, t
         [],
     )
     assert "## Reporting" in (case / "README.md").read_text()
+
+
+def test_wheel_holds_the_page_templates_and_style_sheets(wheel_site):
+    """The service's and the hub's templates and static files are package data of the wheel."""
+    package = REPO / "platform" / "idsp"
+    for folder in ("service/templates", "service/static", "hub/templates"):
+        shipped = {p.name for p in (package / folder).iterdir() if p.is_file()}
+        inside = {p.name for p in (wheel_site / "idsp" / folder).iterdir()}
+        assert shipped and shipped <= inside, (folder, shipped - inside)
