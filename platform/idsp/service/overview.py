@@ -115,7 +115,7 @@ def _stamp(paths: Iterable[Path]) -> tuple:
         try:
             st = p.stat()
             out.append((st.st_mtime_ns, st.st_size))
-        except FileNotFoundError:
+        except OSError:  # absent, or a folder the service may not enter (yet: ACLs)
             out.append(None)
     return tuple(out)
 
