@@ -1,5 +1,6 @@
 """The IDSP hook in the Zero to JupyterHub hub pod: profiles by group, one volume per case
-of the user, an MLflow account and case experiments per user.
+of the user, an MLflow account and case experiments per user, and each server for its own
+user only.
 
 Rule: this file runs in the chart's own hub image, where idsp is not installed. It imports
 the standard library, tornado, the chart's ``z2jh`` module and ``idsp.hub.mlflow_password``
@@ -37,6 +38,15 @@ def profile_list(spawner, profiles: list[dict]) -> list[dict]:
         for p in profiles
         if not p.get("groups") or mine & set(p["groups"])
     ]
+
+
+def own_server_scopes(spawner, scope: str) -> list[str]:
+    """What a user's server asks of a visitor, and what its OAuth client may hand out: the
+    platform's own-server scope for this user, which the ``user`` role holds for itself
+    (``!user``) and JupyterHub's fixed ``admin`` role does not. Instead of
+    ``access:servers!server=...``, which admins hold for every server (``admin_access`` no
+    longer limits that since JupyterHub 2): an admin starts and stops servers, and opens none."""
+    return [f"{scope}!user={spawner.user.name}"]
 
 
 def mount_cases(spawner, cases: list[dict]) -> list[dict]:
@@ -104,9 +114,17 @@ async def provision(admin: MLflowAdmin, name: str, password: str, case_ids: list
 
 
 async def pre_spawn(
-    spawner, *, cases: list[dict], mlflow: dict, fetch: Fetch, environ: Mapping[str, str]
+    spawner,
+    *,
+    cases: list[dict],
+    mlflow: dict,
+    fetch: Fetch,
+    environ: Mapping[str, str],
+    own_scope: str = "",
 ) -> None:
-    """Mount the user's cases and give their server its MLflow account."""
+    """Mount the user's cases, give their server its MLflow account, and let only its user in."""
+    if own_scope:  # read when the server starts, after this hook
+        spawner.oauth_access_scopes = own_server_scopes(spawner, own_scope)
     mine = mount_cases(spawner, cases)
     name = spawner.user.name
     password = user_password(environ["IDSP_MLFLOW_USER_KEY"], name)
@@ -132,12 +150,17 @@ def configure(
         fetch = AsyncHTTPClient().fetch
     profiles = get_config("custom.idsp.profiles", [])
     c.KubeSpawner.profile_list = functools.partial(profile_list, profiles=profiles)
+    own_scope = get_config("custom.idsp.ownServerScope", "")
+    if own_scope:
+        # the server's OAuth client is made before the pre-spawn hook runs: a callable here
+        c.KubeSpawner.oauth_client_allowed_scopes = functools.partial(own_server_scopes, scope=own_scope)
     c.KubeSpawner.pre_spawn_hook = functools.partial(
         pre_spawn,
         cases=get_config("custom.idsp.cases", []),
         mlflow=get_config("custom.idsp.mlflow", {}),
         fetch=fetch,
         environ=environ,
+        own_scope=own_scope,
     )
 
 

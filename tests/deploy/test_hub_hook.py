@@ -21,6 +21,8 @@ import tornado
 from idsp.config import load_config
 from idsp.deploy import kubernetes as k8s
 from idsp.hub.mlflow_password import user_password
+from idsp.hub.spawner import OWN_SERVER_SCOPE
+from jupyterhub.roles import get_default_roles
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
@@ -177,6 +179,21 @@ def test_a_member_gets_the_case_volume_an_account_and_edit_on_the_case(tmp_path)
     }
 
 
+def test_a_server_lets_in_its_own_user_and_no_admin(tmp_path):
+    values = _values(tmp_path)
+    c = _configured(values, InMemoryMLflow())
+    anna = spawner_of("anna")
+    _spawn(c, anna)
+    own = f"{OWN_SERVER_SCOPE}!user=anna"
+    assert anna.oauth_access_scopes == [own]  # what the server asks a visitor's token for
+    assert c.KubeSpawner.oauth_client_allowed_scopes(anna) == [own]  # what its login may grant
+    # the user role holds it for itself; JupyterHub's fixed admin role does not
+    assert f"{OWN_SERVER_SCOPE}!user" in values["hub"]["loadRoles"]["user"]["scopes"]
+    (admin,) = [r for r in get_default_roles() if r["name"] == "admin"]
+    assert not any(scope.startswith(OWN_SERVER_SCOPE) for scope in admin["scopes"])
+    assert OWN_SERVER_SCOPE in values["hub"]["config"]["JupyterHub"]["custom_scopes"]
+
+
 def test_a_restart_after_leaving_a_case_drops_its_volume_and_mounts_none_twice(tmp_path):
     mlflow = InMemoryMLflow()
     c = _configured(_values(tmp_path), mlflow)
@@ -263,6 +280,7 @@ def test_the_hook_runs_in_a_hub_pod_without_idsp(tmp_path):
         print(json.dumps({{
             "profiles": [p["slug"] for p in c.KubeSpawner.profile_list(spawner)],
             "hook": callable(c.KubeSpawner.pre_spawn_hook),
+            "own": c.KubeSpawner.oauth_client_allowed_scopes(spawner),
             "password": user_password("k", "anna"),
             "idsp": sorted(m for m in sys.modules if m.split(".")[0] == "idsp"),
             "from": sys.modules["idsp.hub.mlflow_password"].__file__,
@@ -275,6 +293,7 @@ def test_the_hook_runs_in_a_hub_pod_without_idsp(tmp_path):
     seen = json.loads(done.stdout)
     assert seen["profiles"] == ["standard", "ilt-large"]
     assert seen["hook"] is True
+    assert seen["own"] == [f"{OWN_SERVER_SCOPE}!user=anna"]
     assert seen["password"] == user_password("k", "anna")
     assert seen["idsp"] == ["idsp", "idsp.hub", "idsp.hub.mlflow_password"]
     assert seen["from"].startswith(str(config_dir))

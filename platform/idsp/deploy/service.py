@@ -26,9 +26,11 @@ from idsp.deploy.manifests import (
     mlflow_url,
 )
 from idsp.deploy.secrets import CHART_SECRET, chart_token_key, secret_env
+from idsp.hub.spawner import OWN_SERVER_SCOPE
 from idsp.service import ACCESS_SCOPE, SERVICE_NAME, hubconfig
 from idsp.service.hubconfig import MLFLOW_KEY_ENV
 
+OWN_SERVER_TEXT = "Use one's own JupyterLab server; not held by hub admins"
 NAME = "idsp-service"
 PORT = 8002
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "idsp"}
@@ -76,6 +78,16 @@ def _egress_to(pods: dict, port: int) -> dict:
     return {"to": [{"podSelector": {"matchLabels": pods}}], "ports": [{"port": port, "protocol": "TCP"}]}
 
 
+def _roles() -> dict[str, dict]:
+    """``hubconfig.roles()`` keyed by name, as the chart takes them; the ``user`` role holds
+    the own-server scope for itself, as on one server (``configurer``): the hub hook makes
+    each server ask for it (``custom.idsp.ownServerScope``)."""
+    roles = {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in hubconfig.roles()}
+    user = roles["user"]
+    user["scopes"] = [*user["scopes"], f"{OWN_SERVER_SCOPE}!user"]
+    return roles
+
+
 def hub_values(cfg: PlatformConfig) -> dict[str, Any]:
     """The chart values for the service: merged by the renderer into what platform.yaml decides."""
     entry = {k: v for k, v in hubconfig.hub_fields().items() if k != "name"}  # the key names it
@@ -83,8 +95,9 @@ def hub_values(cfg: PlatformConfig) -> dict[str, Any]:
         "hub": {
             # No apiToken here: the chart makes it (see TOKEN_KEY).
             "services": {SERVICE_NAME: {**entry, "url": url(cfg)}, "mlflow": {"url": url(cfg)}},
-            "loadRoles": {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in hubconfig.roles()},
+            "loadRoles": _roles(),
             "config": {
+                "JupyterHub": {"custom_scopes": {OWN_SERVER_SCOPE: {"description": OWN_SERVER_TEXT}}},
                 "KubeSpawner": {
                     "server_token_scopes": list(hubconfig.SERVER_TOKEN_SCOPES),
                     # User servers reach the hub's API through the proxy too, so the service
@@ -97,6 +110,7 @@ def hub_values(cfg: PlatformConfig) -> dict[str, Any]:
         },
         "proxy": {"chp": {"networkPolicy": {"egress": [_egress_to(SELECTOR, PORT)]}}},
         "singleuser": {"extraEnv": {hubconfig.SERVICE_URL_ENV: client_url(cfg)}},
+        "custom": {"idsp": {"ownServerScope": OWN_SERVER_SCOPE}},
     }
 
 
