@@ -14,6 +14,7 @@ service cannot read gives "status nu niet leesbaar", never an error page.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -30,6 +31,7 @@ from legal_ethics import audit, checklist, state
 from legal_ethics.reviewers import role_label
 
 ETHICS_FILES = (checklist.CHECKLIST_FILE, checklist.ANSWERS_FILE, checklist.REVIEW_FILE)
+WATCHED = (CASE_FILE, *(f"{checklist.ETHICS_DIR}/{name}" for name in ETHICS_FILES))
 MAX_OPEN_SHOWN = 5  # open questions listed by title; the rest are counted
 
 NO_TRUST = "De platformdienst heeft zijn beoordelaarsregister nu niet geladen; de status volgt zodra dat wel zo is."
@@ -109,11 +111,11 @@ class StartData:
     reviewer_roles: tuple[str, ...]
 
 
-def _stamp(paths: Iterable[Path]) -> tuple:
+def _stamp(paths: Iterable[Path | str]) -> tuple:
     out: list[tuple[int, int] | None] = []
     for p in paths:
         try:
-            st = p.stat()
+            st = os.stat(p)
             out.append((st.st_mtime_ns, st.st_size))
         except OSError:  # absent, or a folder the service may not enter (yet: ACLs)
             out.append(None)
@@ -263,7 +265,8 @@ class Overview:
             return _stamp(self.trust_files()), counts[case_id], counts[None]
 
     def status(self, path: Path, case_id: str = "") -> CaseStatus:
-        files = _stamp([path / CASE_FILE, *(path / checklist.ETHICS_DIR / f for f in ETHICS_FILES)])
+        base = str(path)  # plain strings: 800 stats a page, pathlib's parsing would double it
+        files = _stamp([f"{base}/{name}" for name in WATCHED])
         config = self.config()
         case_id = case_id or path.name
         with self._lock:
