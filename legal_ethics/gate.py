@@ -87,7 +87,9 @@ def _binding_reasons(
                           ("environment", "the platform's Python environment (the installed packages)"),
                           ("params", "params.yaml")):
             if key in now_bindings and old.get(key) != now_bindings[key]:
-                add(f"{what} changed since {who}: sha256 {_short(old.get(key))} -> {_short(now_bindings[key])}")
+                hint = ("; run it in the platform's environment, without packages of your own (`pip list --user`), "
+                        "or have the platform's new environment approved") if key == "environment" else ""
+                add(f"{what} changed since {who}: sha256 {_short(old.get(key))} -> {_short(now_bindings[key])}{hint}")
         add_case = _case_reason(old.get("case"), now_bindings["case"], who, roles)
         if add_case:
             add(add_case)
