@@ -157,6 +157,32 @@ def test_a_submitted_case_is_judged_again_only_when_its_own_trust_changes(make_c
     assert ov.status(draft.root) is first_draft  # a draft is judged without trust: untouched
 
 
+def test_the_cache_outlives_a_restart_but_never_a_change(make_case, keys, tmp_path, monkeypatch):
+    from idsp.service import overview as overview_module
+
+    store = tmp_path / "state" / "start-page.json"
+    store.parent.mkdir()
+    config = load_config()
+    draft, submitted = make_case("ce-bewaard"), make_case("ce-ingediend-bewaard")
+    answer_all(submitted, only_blocking=True)
+    workflow.submit(submitted, actor="pim")
+    before = Overview(lambda: config, store=store)
+    before.warm([_entry(draft), _entry(submitted)])
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+
+    judged = []
+    real = overview_module.evaluate_case
+    monkeypatch.setattr(overview_module, "evaluate_case", lambda p, c: judged.append(p.name) or real(p, c))
+    after = Overview(lambda: config, store=store)  # a restarted service
+    assert after.status(draft.root) == before.status(draft.root)
+    assert after.status(submitted.root).key == "in_review"
+    assert judged == []  # both from the saved cache
+    workflow.decide(submitted, "reject", role="jurist", key_path=keys["alice"], actor="alice", comment="Nee.")
+    assert after.status(submitted.root).key == "rejected" and judged == ["ce-ingediend-bewaard"]
+    store.write_text("{not json")
+    assert Overview(lambda: config, store=store).status(draft.root).key == "draft"  # judged again
+
+
 def test_the_events_index_reads_only_new_lines_and_starts_over_on_a_new_log(tmp_path):
     from idsp.service.overview import CaseEvents
 

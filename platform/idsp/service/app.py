@@ -278,7 +278,8 @@ def _overview(service: Service) -> Overview:
             reg = [Path(service.review.registry.path)] if service.review else []
             return [service.log.path, service.log.head, *reg]
 
-        service.overview = Overview(config, trust_files)
+        store = Path(service.log.folder).parent / "start-page.json"  # the service's own state
+        service.overview = Overview(config, trust_files, store)
     return service.overview
 
 

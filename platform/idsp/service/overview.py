@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from idsp.case_file import CASE_FILE, CaseFile, parse_case_file
 from idsp.errors import IdspError
+from idsp.files import atomic_write, read_limited
 from legal_ethics import audit, checklist, state
 from legal_ethics.reviewers import role_label
 
@@ -112,11 +113,11 @@ class StartData:
 
 
 def _stamp(paths: Iterable[Path | str]) -> tuple:
-    out: list[tuple[int, int] | None] = []
+    out: list[tuple[int, ...] | None] = []
     for p in paths:
         try:
-            st = os.stat(p)
-            out.append((st.st_mtime_ns, st.st_size))
+            st = os.stat(p)  # ctime too: granting the service read access (ACL) changes only it
+            out.append((st.st_mtime_ns, st.st_ctime_ns, st.st_size))
         except OSError:  # absent, or a folder the service may not enter (yet: ACLs)
             out.append(None)
     return tuple(out)
@@ -212,6 +213,34 @@ def _decisions(st: state.ChecklistState) -> tuple[str, ...]:
     return tuple(out) or tuple(st.reasons[-1:])
 
 
+STORE_VERSION = 1
+_TUPLES = ("points", "details", "open_items", "waiting_roles", "signed", "owners")
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists back into the tuples the cache keys compare with."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _load(store: Path) -> dict[str, tuple[tuple, tuple | None, Judged]]:
+    """The cache a previous run saved; anything unreadable or of another version is an empty
+    cache (it only costs the time to judge again, never a wrong status: every entry is
+    still checked against the files and the trust it was judged on)."""
+    try:
+        data = json.loads(read_limited(store, what="start page cache", kind="json"))
+        if data.get("version") != STORE_VERSION:
+            return {}
+        out = {}
+        for path, e in data["cases"].items():
+            st = e["status"]
+            status = CaseStatus(**{**st, **{k: tuple(st[k]) for k in _TUPLES},
+                                   "involved": frozenset(st["involved"])})
+            out[path] = (_tuples(e["files"]), _tuples(e["trust"]), Judged(status, bool(e["trusted"]), e["until"]))
+        return out
+    except (OSError, IdspError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 class CaseEvents:
     """How many audit-log entries name each case (and how many name none: registry changes),
     read incrementally: the log only grows, so each look reads only the new lines. A log
@@ -250,12 +279,19 @@ class Overview:
     audit log and reviewer registry decide (the service's own); ``trust_files`` the files
     of that registry. A cached status stays while the case's files are unchanged and, for a
     submitted checklist, the registry and the log's entries for that case (and those for no
-    case) too, and no approval in it has expired since."""
+    case) too, and no approval in it has expired since. With ``store`` (a file in the
+    service's own 0700 state) the cache outlives a restart: after ``hub up`` only what
+    changed meanwhile is judged again."""
 
-    def __init__(self, config: Callable[[], Any], trust_files: Callable[[], Sequence[Path]] = tuple):
+    def __init__(
+        self, config: Callable[[], Any], trust_files: Callable[[], Sequence[Path]] = tuple,
+        store: Path | None = None,
+    ):
         self.config = config
         self.trust_files = trust_files
-        self._cache: dict[str, tuple[tuple, tuple | None, Judged]] = {}
+        self.store = store
+        self._cache: dict[str, tuple[tuple, tuple | None, Judged]] = _load(store) if store else {}
+        self._dirty = False
         self._events = CaseEvents()
         self._lock = threading.Lock()
 
@@ -268,23 +304,38 @@ class Overview:
         base = str(path)  # plain strings: 800 stats a page, pathlib's parsing would double it
         files = _stamp([f"{base}/{name}" for name in WATCHED])
         config = self.config()
+        if config is None:  # no trust loaded yet: say so, and remember nothing
+            return evaluate_case(path, None).status
         case_id = case_id or path.name
         with self._lock:
-            hit = self._cache.get(str(path))
+            hit = self._cache.get(base)
         if hit and hit[0] == files and (hit[2].until is None or time.time() < hit[2].until):
             if not hit[2].trusted or hit[1] == self._trust(config, case_id):
                 return hit[2].status
-        trust = self._trust(config, case_id) if config is not None else None
+        trust = self._trust(config, case_id)
         judged = evaluate_case(path, config)
         with self._lock:
-            self._cache[str(path)] = (files, trust, judged)
+            self._cache[base] = (files, trust, judged)
+            self._dirty = True
         return judged.status
 
     def warm(self, cases: Iterable[dict[str, Any]]) -> None:
         """Judge ``cases`` ahead of the first page (a thread at service start): a checklist
-        is ~100 KiB of YAML, and the first look at 200 of them takes seconds."""
+        is ~100 KiB of YAML, and the first look at 200 of them takes minutes on a busy host."""
         for case in cases:
             self.status(Path(case["path"]), case["id"])
+        self.save()
+
+    def save(self) -> None:
+        """Write the cache to ``store`` if anything was judged since the last write."""
+        if self.store is None or not self._dirty:
+            return
+        with self._lock:
+            data = {path: {"files": files, "trust": trust, "trusted": j.trusted, "until": j.until,
+                           "status": {**asdict(j.status), "involved": sorted(j.status.involved)}}
+                    for path, (files, trust, j) in self._cache.items()}
+            self._dirty = False
+        atomic_write(self.store, json.dumps({"version": STORE_VERSION, "cases": data}), mode=0o600)
 
     def build(
         self, user: str, cases: list[dict[str, Any]], *, hub: str, prefix: str,
@@ -303,6 +354,7 @@ class Overview:
                 continue
             seen.add(c["id"])
             waiting.extend(_for_reviewer(user, c, self.status(Path(c["path"]), c["id"]), roles, prefix))
+        self.save()
         return StartData(views, waiting, roles)
 
     def _view(self, user: str, case: dict[str, Any], hub: str) -> CaseView:
