@@ -134,23 +134,20 @@ class MyCases(_Api):
             )
         t0 = time.monotonic()
         await self.service.run(_reserve, _registry(self.service), case_id, name)
+        # the experiment is made while the agent renders the case: neither waits for the other
+        experiment_task = asyncio.ensure_future(_experiment(maker, case_id, name))
         try:
             made = await maker.agent("make_case", case_id=case_id, owner=name, data=data)
         except BaseException:
             await self.service.run(_drop, _registry(self.service), case_id)
+            await asyncio.gather(
+                experiment_task, return_exceptions=True
+            )  # recorded: a retry reuses it
             raise
         spec = await asyncio.get_running_loop().run_in_executor(
             maker.pool, _spec, Path(made["path"])
         )
-        warnings, experiment = [], None
-        if maker.experiments is not None:
-            try:
-                experiment = await maker.experiments.create(case_id, [name])
-            except Exception as exc:  # noqa: BLE001 - the case stands; the next spawn claims it
-                log.exception("MLflow experiment of %s", case_id)
-                warnings.append(
-                    f"the MLflow experiment was not made yet ({exc.__class__.__name__})"
-                )
+        experiment, warnings = await experiment_task
         entry = await self.service.run(
             _finish, _registry(self.service), case_id, made["path"], spec, experiment
         )
@@ -163,6 +160,16 @@ class MyCases(_Api):
              "steps": made["steps"], "warnings": warnings, "seconds": round(time.monotonic() - t0, 3)},
             status=201,
         )  # fmt: skip
+
+
+async def _experiment(maker: CaseMaker, case_id: str, owner: str) -> tuple[str | None, list[str]]:
+    if maker.experiments is None:
+        return None, []
+    try:
+        return await maker.experiments.create(case_id, [owner]), []
+    except Exception as exc:  # noqa: BLE001 - the case stands; the owner's next spawn claims it
+        log.exception("MLflow experiment of %s", case_id)
+        return None, [f"the MLflow experiment was not made yet ({exc.__class__.__name__})"]
 
 
 def _reserve(registry, case_id: str, name: str) -> None:
