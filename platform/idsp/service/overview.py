@@ -36,7 +36,8 @@ WATCHED = (CASE_FILE, *(f"{checklist.ETHICS_DIR}/{name}" for name in ETHICS_FILE
 MAX_OPEN_SHOWN = 5  # open questions listed by title; the rest are counted
 
 NO_TRUST = "De platformdienst heeft zijn beoordelaarsregister nu niet geladen; de status volgt zodra dat wel zo is."
-UNREADABLE = "De platformdienst kan deze zaakmap nu niet lezen; de beheerder geeft de dienst leesrechten (ACL)."
+UNREADABLE = ("De platformdienst kan deze zaakmap nu niet lezen; de status verschijnt zodra de dienst "
+              "leesrechten heeft. Blijft dit zo, meld het dan aan de beheerder.")
 PURPOSE_NL = {"development": "ontwikkeling", "use": "gebruik"}
 TYPE_NL = {"generic": "algemeen", "ce_markering": "CE-markering"}
 # status key -> (label, css modifier). The label always says the status; colour only helps.
