@@ -20,6 +20,7 @@ from idsp.cli import doctor as cli_doctor
 from idsp.cli import ethics as cli_ethics
 from idsp.cli import hub as cli_hub
 from idsp.cli import quality as cli_quality
+from idsp.cli import run as cli_run
 from idsp.cli import tracking as cli_tracking
 from idsp.cli._common import console_err
 from idsp.defaults import VERSION as __version__
@@ -66,6 +67,7 @@ def _root(
 for _name, _module in GROUPS.items():
     app.add_typer(_module.app, name=_name)
 cli_doctor.register(app)
+cli_run.register(app)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -129,9 +129,16 @@ def register(
     """Register a run's model; refused (exit 1) unless the run is official and approved."""
     from idsp import tracking
     from idsp.case import Case
+    from idsp.service import link
 
     case = Case.open()  # the gate is asked again for the run's case: the one here
-    version = tracking.register_model(run_id, name, case=case, artifact_path=artifact_path, config=load(config))
+    if link.on_hub():  # the service registers, from its own record of the run (service/models.py)
+        from idsp.cli.run import _call
+
+        body = {"run_id": run_id, "name": name, "artifact_path": artifact_path}
+        version = _call(link.hub_service(), "POST", f"api/cases/{case.id}/models", json=body, timeout=120.0)
+    else:
+        version = tracking.register_model(run_id, name, case=case, artifact_path=artifact_path, config=load(config))
     if as_json:
         print_json(version)
     else:

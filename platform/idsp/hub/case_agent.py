@@ -2,7 +2,8 @@
 
 Rule: the platform service runs unprivileged, so making a case folder and changing who may
 enter it are done here, as root, and nothing else: a fixed set of operations (``ping``,
-``make_case``, ``grant``, ``revoke``), each with its arguments checked strictly (case ids by
+``make_case``, ``grant``, ``revoke``, and ``run``: an official run of one commit as the runner
+account, :mod:`idsp.hub.runner`), each with its arguments checked strictly (case ids by
 the case id pattern, hub user names by ``accounts.USERNAME_RE``, answers as short strings).
 Only the service's own account gets in: the socket lives in a root folder of the service's
 group (0750, socket 0660), and every connection's peer uid (``SO_PEERCRED``) must be the
@@ -47,6 +48,8 @@ OPS = {
     "make_case": {"case_id", "owner", "data"},
     "grant": {"case_id", "user"},
     "revoke": {"case_id", "user"},
+    # an official run from one commit, as the runner account (idsp.hub.runner)
+    "run": {"case_id", "commit", "stage", "run_id", "env"},
 }
 
 
@@ -101,20 +104,35 @@ def check(request: Any) -> tuple[str, dict[str, Any]]:
         args["owner"] = _user(args["owner"], "owner")
     if "data" in args:
         args["data"] = _answers(args["data"])
+    if op == "run":
+        from idsp.hub import runner
+
+        if not isinstance(args["commit"], str) or not runner.COMMIT_RE.match(args["commit"]):
+            raise BadRequest("`commit` must be a full commit id (40 lower-case hex digits)")
+        if not isinstance(args["stage"], str) or (args["stage"] and not runner.STAGE_RE.match(args["stage"])):
+            raise BadRequest(f"`stage` must be empty or a DVC stage name ({runner.STAGE_RE.pattern})")
+        if not isinstance(args["run_id"], str) or not runner.RUN_ID_RE.match(args["run_id"]):
+            raise BadRequest("`run_id` must be 32 lower-case hex digits")
+        args["env"] = runner.check_env(args["env"])
     return op, args
 
 
 class Agent:
-    def __init__(self, cfg, folders: CaseFolders, registry: CaseRegistry, service_uid: int):
+    def __init__(self, cfg, folders: CaseFolders, registry: CaseRegistry, service_uid: int,
+                 service_gid: int | None = None, runs_root: Path | None = None):
         self.cfg = cfg
         self.folders = folders
         self.registry = registry
         self.service_uid = service_uid
+        self.service_gid = service_uid if service_gid is None else service_gid  # the user group
+        self.runs_root = runs_root or (cfg.home / "runner" if cfg is not None else None)
         self.lock = threading.Lock()  # one change at a time: ACL walks must not interleave
 
     def handle(self, request: Any) -> dict[str, Any]:
         try:
             op, args = check(request)
+            if op == "run":  # runs go on their own thread: no lock held while one runs
+                return {"ok": True, "result": self.op_run(**args)}
             with self.lock:
                 result = getattr(self, "op_" + op)(**args)
             return {"ok": True, "result": result}
@@ -178,6 +196,18 @@ class Agent:
         links = self._sync(owner) if owner_account is not None else {"account": False}
         return {"path": str(target), "template_version": made.template_version,
                 "dvc_remote": made.dvc_remote, "steps": made.steps, "links": links}  # fmt: skip
+
+
+    def op_run(self, case_id: str, commit: str, stage: str, run_id: str, env: dict[str, str]) -> dict[str, Any]:
+        """Start an official run of ``commit`` (the service checked the gate); see idsp.hub.runner."""
+        from idsp.hub import runner
+
+        root = self.folders.folder(case_id)
+        remote = self.folders.remote(case_id)
+        sources = [root / ".dvc" / "cache", *([remote] if remote else [])]
+        runs = runner.Runs(self.runs_root or self.folders.cases_root.parent / "runner", self.service_gid)
+        job = {"case_root": root, "commit": commit, "stage": stage, "run_id": run_id, "env": env}
+        return runner.start(job, sources, runs, self.folders.user_prefix)
 
 
 def _staging(cases_root: Path) -> Path:
@@ -315,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     service = pwd.getpwnam(args.service_user)
     folders = CaseFolders(cfg.path("cases_root"), cfg.dvc_remote_folder(), args.git_dir,
                           cfg.hub.user_prefix, service.pw_uid)  # fmt: skip
-    agent = Agent(cfg, folders, CaseRegistry(args.registry), service.pw_uid)
+    agent = Agent(cfg, folders, CaseRegistry(args.registry), service.pw_uid, service.pw_gid)
     import copier  # noqa: F401 - loaded once here, not at the first case
 
     import idsp.case_projects  # noqa: F401

@@ -135,6 +135,9 @@ def prepare(
     from idsp.service.account import prepare as prepare_service
 
     service_account = prepare_service(cfg, paths.case_index, echo)
+    from idsp.hub.runner import ensure_account as ensure_runner
+
+    ensure_runner(cfg.hub.user_prefix)  # official runs run as <prefix>svc-runner (idsp run)
 
     ensure_secret(paths.cookie_secret, 32)
     proxy_token, _ = ensure_secret(paths.proxy_token, 32)

@@ -54,7 +54,8 @@ def auth_ini(paths: HubPaths, admin_password: str) -> str:
         f"database_uri = sqlite:///{paths.mlflow_dir / 'basic_auth.db'}\n"
         f"admin_username = {ADMIN_USER}\n"
         f"admin_password = {admin_password}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # MLflow's basic auth, and registered models and versions made by the admin alone
+        "authorization_function = idsp.service.models_auth:authenticate\n"
         "grant_default_workspace_access = false\n"
         # Without this cache every request (the hub's admin calls, every call of a user's
         # kernel) costs a full password-hash check on the one MLflow worker. With it, a

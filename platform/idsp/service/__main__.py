@@ -35,6 +35,7 @@ from idsp.service.case_api import routes as case_routes
 from idsp.service.cases import CaseDirectory
 from idsp.service.hubconfig import MLFLOW_KEY_ENV
 from idsp.service.mlflow_proxy import MlflowUpstream, SharedCookieHubOAuth
+from idsp.service.models import all_routes as run_routes
 from idsp.service.review_api import all_routes as review_routes
 
 log = logging.getLogger("idsp.service")
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agent-socket", type=Path, help="the root case agent's socket (`idsp hub up` starts it)")
     parser.add_argument("--lead-group", default="projectleiders", help="the hub group of project leads")
     parser.add_argument("--mlflow-admin-file", type=Path, help="the MLflow admin password (this account's, 0400)")
+    parser.add_argument("--dvc-remote", type=Path, help="the platform's DVC remote folder (one folder per case)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="[idsp-service %(levelname)s %(asctime)s] %(message)s"
@@ -148,8 +150,10 @@ def main(argv: list[str] | None = None) -> None:
     # A fresh cookie secret each start: a restart only sends browsers through the hub's
     # login once more (no prompt), and no secret file needs guarding.
     service.case_maker = case_maker(args, mlflow_key)
+    service.dvc_remote_root = args.dvc_remote  # type: ignore[attr-defined]
     app = make_app(
-        service, cookie_secret=secrets.token_bytes(32), extra_routes=[*case_routes(service.prefix, service), *review_routes(service)]
+        service, cookie_secret=secrets.token_bytes(32),
+        extra_routes=[*case_routes(service.prefix, service), *review_routes(service), *run_routes(service)],
     )
 
     async def serve() -> None:

@@ -113,6 +113,9 @@ def case_args(cfg: PlatformConfig, *, mlflow: bool) -> list[str]:
     """Cases and members on the single-server hub: the case agent, the lead group, and the
     MLflow admin password with which the service makes each case's experiment."""
     args = ["--agent-socket", agent_socket(cfg), "--lead-group", cfg.hub.project_lead_group]
+    remote = cfg.dvc_remote_folder()
+    if remote is not None:  # official runs read a case's pushed data from there (service/runner.py)
+        args += ["--dvc-remote", str(remote)]
     return args + (["--mlflow-admin-file", mlflow_admin_file(cfg)] if mlflow else [])
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from idsp.errors import GateRefused, PIIFound, UserError
-from idsp.tracking import ending
+from idsp.tracking import ending, runner_mode
 from idsp.tracking.client import TrackingServerUnavailable, connect, recorded_experiment
 from idsp.tracking.guard import check_text, kvk_named, scrub
 from idsp.tracking.provenance import TAG, run_tags
@@ -103,6 +103,7 @@ class TrackedRun(RunLogging, RunModels):
         self._ended = False
         self._fluent = False
         self._checked_names: set[str] = set()
+        self._runner = False  # logging into the platform runner's run (runner_mode)
 
     def __enter__(self) -> TrackedRun:
         return self.start()
@@ -126,6 +127,11 @@ class TrackedRun(RunLogging, RunModels):
         check_text(self.name, "the run name")
         for key, value in {**self._initial_params, **self._initial_tags}.items():
             check_text(f"{key} {value}", f"{key!r}", kvk_context=kvk_named(key))
+
+        attached = runner_mode.attached()  # the platform's runner: the service decided
+        if attached is not None:
+            return self._attach(attached)
+        runner_mode.refuse_use_here(self.case, self.datasets, self.purpose)
 
         # 1. The gate, before anything reaches MLflow.
         decision = gate.check(self.case, self.datasets, purpose=self.purpose, config=self.config)
@@ -151,6 +157,21 @@ class TrackedRun(RunLogging, RunModels):
         except BaseException as exc:
             self._finish("FAILED", f"{type(exc).__name__}: {exc}")
             raise
+        return self
+
+    def _attach(self, attached: runner_mode.Attached) -> TrackedRun:
+        """Log into the run the service made for this official run; it ends it, not we."""
+        self.official, self.purpose = attached.official, attached.purpose  # type: ignore[assignment]
+        self._runner = True
+        self.uri, self._client = connect(self.config)
+        self.run_id = attached.run_id
+        _OPEN_RUNS.add(self)
+        if self._initial_params:
+            self.log_params(self._initial_params)
+        for key, value in self._initial_tags.items():
+            if not key.startswith(TAG):  # the service's tags stay the service's
+                self._client.set_tag(self.run_id, key, str(value))
+        self._activate_fluent()
         return self
 
     def _create(self, decision: GateDecision) -> str:
@@ -222,6 +243,11 @@ class TrackedRun(RunLogging, RunModels):
             return
         self._ended = True
         _OPEN_RUNS.discard(self)
+        if self._runner:  # the service ends the runner's run and records it
+            self.flush()
+            if self._fluent:
+                ending.drop_fluent_run(self.run_id)
+            return
         error: BaseException | None = None
         try:
             self.flush()

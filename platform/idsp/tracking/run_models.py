@@ -79,6 +79,9 @@ class RunModels:
         """Register this run's model; only an official, approved run may."""
         run_id = self._need_open()
         self.flush()
+        if getattr(self, "_runner", False):  # the service registers, once the run has ended
+            return {"deferred": True, "name": name, "run_id": run_id,
+                    "how": f"idsp tracking register {run_id} {name}  (the platform service registers it)"}
         return registry.register_model(
             run_id, name, artifact_path=artifact_path, config=self.config, case=self.case
         )

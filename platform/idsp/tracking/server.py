@@ -212,7 +212,8 @@ def _auth_env(config, environ: dict[str, str], auth_config: str | None, backend:
             "default_permission = NO_PERMISSIONS\n"
             f"database_uri = {auth_db}\n"
             f"admin_username = {user}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+            # basic auth; registered models and versions made by the admin alone (models_auth)
+            "authorization_function = idsp.service.models_auth:authenticate\n",
             encoding="utf-8",
         )
         os.chmod(ini, 0o600)
