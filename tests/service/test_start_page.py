@@ -313,3 +313,21 @@ def test_the_hub_root_follows_a_base_url():
 def test_start_data_shape_is_what_the_template_reads():
     data = StartData(cases=[], waiting=[], reviewer_roles=())
     assert _page(cases=data.cases, waiting=data.waiting).count('id="wacht"') == 1
+
+
+# --- served by the real app ------------------------------------------------------------------
+
+
+def test_the_served_page_has_the_strict_csp_its_styles_and_dutch_errors(served):
+    page = served.client("tok-alice").get("")
+    assert page.status_code == 200 and page.headers["Content-Security-Policy"] == pages.CSP
+    assert "'unsafe-inline'" not in pages.CSP
+    css = served.client().get("static/idsp.css")  # no login needed for a style sheet
+    assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
+    nlds = served.client().get("static/nlds/index.css")
+    assert nlds.status_code == (200 if pages.nlds_available() else 404)
+    for probe in ("static/../app.py", "static/%2E%2E/app.py", "static/..%2Fpages.css", "static/x.html"):
+        assert served.client().get(probe).status_code in (403, 404), probe
+    refused = served.client("tok-mallory").get("")
+    assert refused.status_code == 403 and '<html lang="nl"' in refused.text
+    assert "mallory mag de platformdienst niet gebruiken" in refused.text
