@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idsp.errors import DataError, QualityError, UserError
-from idsp.files import atomic_write
+from idsp.files import atomic_write, read_limited
 
 if TYPE_CHECKING:  # pragma: no cover
     from idsp.case_file import CaseFile
@@ -282,11 +282,22 @@ def latest_result(case: CaseFile, key: str) -> dict[str, Any] | None:
     if not files:
         return None
     path = files[-1]
-    raw = path.read_bytes()
-    data = json.loads(raw)
+    # A case member can put anything there: a regular file under a cap, or a clear error.
+    raw = read_limited(path, what="quality result", kind="json", fix="Run `idsp quality validate` again")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError("the quality result is not valid JSON", where=str(path),
+                        fix="Run `idsp quality validate` again") from None
+    if not isinstance(data, dict):
+        raise UserError("the quality result is not a JSON object", where=str(path),
+                        fix="Run `idsp quality validate` again")
     digest = hashlib.sha256(raw).hexdigest()
     side = path.with_name(path.name + ".sha256")
-    recorded = side.read_text().split()[0] if side.is_file() else None
+    recorded: str | None = None
+    if side.is_file():
+        words = read_limited(side, what="quality result checksum", kind="json").decode("utf-8", "replace").split()
+        recorded = words[0] if words else None
     data["json_path"] = str(path)
     data["html_path"] = str(path.with_suffix(".html"))
     data["sha256"] = digest

@@ -141,6 +141,20 @@ class TestBoundedInput:
         assert "evidence file docs/rechtvaardiging.md of answer profiling.justification lies outside the case folder" \
             in _reasons(approved_case)
 
+    def test_a_quality_result_linked_to_dev_zero(self, make_case, cli, monkeypatch):
+        """Beyond the issue: the gate reads stored quality results from the case folder too."""
+        c = _dataset(make_case(), "inspecties", suite="inspecties")
+        folder = c.root / "quality" / "inspecties"
+        folder.mkdir(parents=True)
+        (folder / "20260101T000000.json").symlink_to("/dev/zero")
+        with pytest.raises(UserError, match=r"the quality result is a device \(a link to /dev/zero\)"):
+            gate.check(c, ["inspecties"])
+        (folder / "20260101T000000.json").unlink()
+        (folder / "20260101T000000.json").write_text("{not json")
+        monkeypatch.chdir(c.root)
+        code, _, err = cli("ethics", "verify", "--dataset", "inspecties")
+        assert code == 2 and "20260101T000000.json: the quality result is not valid JSON" in err
+
     def test_a_dvc_record_linked_to_dev_zero_is_no_record(self, approved_case):
         record = approved_case.root / "data" / "inspecties.csv.dvc"
         record.unlink()
