@@ -45,6 +45,17 @@ MAX_BUFFER = 1024 * 1024  # what tornado may hold of one connection's input at a
 MAX_KEY_FILE = 4096
 
 
+def git_reads_cases() -> None:
+    """The review code binds a case's code as its committed git tree (``git ls-tree``), in
+    repositories the service does not own: git's ownership check would refuse them and the
+    service would bind other bytes than the user's gate. Trusted for reading only, with no
+    repository able to make this process run a program (no fsmonitor, no hooks)."""
+    pairs = [("safe.directory", "*"), ("core.fsmonitor", "false"), ("core.hooksPath", "/dev/null")]
+    os.environ["GIT_CONFIG_COUNT"] = str(len(pairs))
+    for i, (key, value) in enumerate(pairs):
+        os.environ[f"GIT_CONFIG_KEY_{i}"], os.environ[f"GIT_CONFIG_VALUE_{i}"] = key, value
+
+
 def _refuse(message: str) -> NoReturn:
     print(f"idsp service: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -112,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.state} must be this account's own folder with mode 0700 (`idsp hub up` makes it so)"
         )
     os.umask(0o077)
+    git_reads_cases()
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
     port = url.port
     if not port:
