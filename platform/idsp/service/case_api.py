@@ -137,7 +137,9 @@ class MyCases(_Api):
         # the experiment is made while the agent renders the case: neither waits for the other
         experiment_task = asyncio.ensure_future(_experiment(maker, case_id, name))
         try:
+            t_agent = time.monotonic()
             made = await maker.agent("make_case", case_id=case_id, owner=name, data=data)
+            t_agent = time.monotonic() - t_agent
         except BaseException:
             await self.service.run(_drop, _registry(self.service), case_id)
             await asyncio.gather(
@@ -157,7 +159,8 @@ class MyCases(_Api):
         )  # fmt: skip
         self.send(
             {**_shown(entry, name), "experiment_id": experiment, "template_version": made["template_version"],
-             "steps": made["steps"], "warnings": warnings, "seconds": round(time.monotonic() - t0, 3)},
+             "steps": made["steps"], "warnings": warnings, "seconds": round(time.monotonic() - t0, 3),
+             "agent_seconds": round(t_agent, 3)},
             status=201,
         )  # fmt: skip
 
