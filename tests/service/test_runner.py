@@ -257,3 +257,21 @@ def test_the_runner_variable_in_a_users_process_is_refused(world, monkeypatch):
     with pytest.raises(Refused) as exc:
         runner_mode.attached()
     assert "not as the platform's runner" in exc.value.what
+
+
+def test_audit_verify_against_tracking_compares_every_run_with_the_platforms_log(world, honest):
+    """Item 7: the service's log against every run of every experiment; the forged run of the
+    test above is named, and an official run whose approval tag was changed on the server too."""
+    svc = world["svc"]
+    answer, _ = honest
+    with svc.client("tok-pim") as c:
+        before = c.get("api/runs/verify").json()
+    assert before["official_runs"] >= 1 and before["runs_compared"] >= before["official_runs"]
+    forged = [p for p in before["problems"] if "is tagged official, but the platform's audit log never started it" in p]
+    assert before["status"] == "broken" and len(forged) == 1, before
+    r = httpx.post(f"{svc.mlflow_url}/api/2.0/mlflow/runs/set-tag", auth=svc.admin(),
+                   json={"run_id": answer["mlflow_run_id"], "key": "idsp.approval", "value": "dec-forged"})  # fmt: skip
+    assert r.status_code == 200
+    with svc.client("tok-pim") as c:
+        after = c.get("api/runs/verify").json()
+    assert any(answer["mlflow_run_id"] in p and "claims approval 'dec-forged'" in p for p in after["problems"]), after

@@ -382,6 +382,14 @@ def audit_verify(
         _print_verdict("audit log", local, as_json)
         raise typer.Exit(0 if local["status"] in ("intact", "none") else 1)
     official = hub_service().verify()
+    if against_tracking:  # the service's own log against every run on the hub's MLflow (service/runner_verify.py)
+        from idsp.cli.run import _call
+
+        tracked = _call(hub_service(), "GET", "api/runs/verify", timeout=300.0)
+        official = {**official, "problems": [*official.get("problems", []), *tracked["problems"]],
+                    "runs_compared": tracked["runs_compared"]}  # fmt: skip
+        if tracked["problems"]:
+            official["status"] = "broken"
     if as_json:
         print_json({"service": official, "process": local})
     else:
@@ -395,6 +403,7 @@ def audit_verify(
 def _verify_local(against_tracking: bool) -> dict:
     from dataclasses import replace
 
+    from idsp.service.client import on_hub
     from legal_ethics import audit
 
     cfg = _cfg()
@@ -405,6 +414,8 @@ def _verify_local(against_tracking: bool) -> dict:
         from idsp.tracking.registry import run_claims
 
         claims = run_claims(cfg)  # every run's tags: official status and approval compared too
+        if on_hub():  # the runner's runs anchor in the service's log, which the service compares
+            claims = {run_id: tags for run_id, tags in claims.items() if "idsp.runner" not in tags}
         anchors = {run_id: tags.get(audit.AUDIT_TAG) for run_id, tags in claims.items()}
         problems = audit.check_anchors(anchors, cfg, tracking_uri=tracking_uri(cfg), claims=claims)
         out = replace(report, problems=report.problems + problems).as_dict()

@@ -123,6 +123,7 @@ def routes(p: str, service) -> list[tuple]:
 
 def all_routes(service) -> list[tuple]:
     """Official runs (``runner``) and the model registry, for ``app.make_app(extra_routes=...)``."""
-    from idsp.service import runner
+    from idsp.service import runner, runner_verify
 
-    return [*runner.routes(service.prefix, service), *routes(service.prefix, service)]
+    p = service.prefix
+    return [*runner.routes(p, service), *routes(p, service), *runner_verify.routes(p, service)]

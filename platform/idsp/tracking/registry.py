@@ -102,7 +102,7 @@ def audit_anchors(config: PlatformConfig | None = None) -> dict[str, str | None]
     return {run_id: tags.get(AUDIT_TAG) for run_id, tags in run_claims(config).items()}
 
 
-CLAIMED = (AUDIT_TAG, f"{TAG}official", f"{TAG}approval", f"{TAG}case_id")
+CLAIMED = (AUDIT_TAG, f"{TAG}official", f"{TAG}approval", f"{TAG}case_id", f"{TAG}runner")
 
 
 def run_claims(config: PlatformConfig | None = None) -> dict[str, dict[str, str]]:
