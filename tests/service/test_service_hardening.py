@@ -239,6 +239,9 @@ def test_off_loopback_and_own_servers_are_not_refused():
         s.bind(("127.0.0.1", 0))
         s.listen()
         listener.check(f"http://localhost:{s.getsockname()[1]}/", listener.own_uids(), "the MLflow server")
+        # netlink's answer (the fast way) is the kernel's table's (the fallback)
+        port = s.getsockname()[1]
+        assert listener.listeners(port) == listener._proc_listeners(port) != []
 
 
 # 2 and 5. What the proxy passes on, both ways.
