@@ -198,13 +198,15 @@ def entries(config: PlatformConfig | None = None, *, path: Path | None = None) -
                     continue
 
 
-def run_started(run_id: str, config: PlatformConfig | None = None, *, path: Path | None = None) -> dict[str, Any] | None:
+def run_started(run_id: str, config: PlatformConfig | None = None, *, path: Path | None = None,
+                events: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """The log's record of an MLflow run's start (its latest ``run.started`` entry), or None.
 
     Whether a run is official, for which purpose and under which approvals is read here,
-    never from the run's tags, which any case member can set."""
+    never from the run's tags, which any case member can set. ``events``: the entries of
+    another log in order (the platform service's, where its runner records runs)."""
     found = None
-    for entry in entries(config, path=path):
+    for entry in (events if events is not None else entries(config, path=path)):
         if entry.get("event") == "run.started" and (entry.get("data") or {}).get("run_id") == run_id:
             found = entry
     return found

@@ -9,7 +9,8 @@ Rule: ``compute`` only reads files and asks git about the repository; it never r
 * ``checklist`` — content sha256 of definition + answers + evidence hashes;
 * ``code`` — the committed git tree of HEAD: sha256 over (path, mode, blob) of every tracked
   file, except what other keys bind (``ethics/``, case.yaml, DVC records, the datasets, the
-  pipeline's declared outputs, the answers' evidence). Uncommitted changes, and untracked or ignored Python that could be
+  pipeline's declared outputs, the answers' evidence) and the stored quality results (the
+  gate checks those itself). Uncommitted changes, and untracked or ignored Python that could be
   imported, do not change it: ``code_problems`` names them and the gate refuses official
   runs while they exist. Outside git, every file of the case folder counts (minus the same);
 * ``environment`` — with ``code``: sha256 of the installed distributions (name==version), the
@@ -136,7 +137,7 @@ def _excluded(case: CaseFile | None) -> tuple[set[str], tuple[str, ...]]:
         exact.update(os.path.normpath(d.path) for d in case.spec.datasets)
         exact.update(_pipeline_outputs(Path(case.root)))
         exact.update(_evidence(case))
-    return exact, ("ethics/",)
+    return exact, ("ethics/", "quality/")  # quality results: the gate checks them on their own
 
 
 def _evidence(case: CaseFile) -> set[str]:
