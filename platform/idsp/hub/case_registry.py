@@ -101,6 +101,40 @@ def people(case: dict[str, Any]) -> list[str]:
     return sorted({*(case.get("owners") or []), *(case.get("members") or [])})
 
 
+def legacy_entries(index: Path, cases_root: Path) -> list[dict[str, Any]]:
+    """The cases of the old, root-written case index, with the members each ``case.yaml``
+    names (read as root by ``idsp hub up``: the service cannot enter old case folders)."""
+    import yaml
+
+    from idsp.hub.cases import read_index
+
+    cases = read_index(index, cases_root)
+    raw = yaml.safe_load(index.read_text(encoding="utf-8")) if cases else []
+    if isinstance(raw, dict):
+        raw = raw.get("cases", [])
+    extra = {str(c["id"]): c for c in raw or [] if isinstance(c, dict) and c.get("id")}
+    return [
+        {**{k: extra.get(c.id, {}).get(k) for k in (*SHOWN, "inspectorates")}, "id": c.id,
+         "path": str(c.path), "members": list(c.members)}
+        for c in cases
+    ]  # fmt: skip
+
+
+def import_as_root(
+    registry: CaseRegistry, index: Path, cases_root: Path, uid: int, gid: int
+) -> list[str]:
+    """``idsp hub up``: import the old index into the service's registry, then hand the
+    registry (and its lock) back to the service's account."""
+    import os
+
+    added = import_legacy(registry, legacy_entries(index, cases_root))
+    for path in (registry.path, registry.path.with_name(FILE + ".lock")):
+        if path.exists() and not path.is_symlink():
+            os.chown(path, uid, gid)
+            os.chmod(path, 0o600)
+    return added
+
+
 def import_legacy(registry: CaseRegistry, legacy: list[dict[str, Any]]) -> list[str]:
     """Add the cases of the root-written case index that the registry does not have yet
     (``legacy``: dicts with id, path, members, title ...); returns their ids."""

@@ -135,6 +135,7 @@ def prepare(
     from idsp.service.account import prepare as prepare_service
 
     service_account = prepare_service(cfg, paths.case_index, echo)
+    _import_old_cases(cfg, paths, service_account)
     from idsp.hub.runner import ensure_account as ensure_runner
 
     ensure_runner(cfg.hub.user_prefix)  # official runs run as <prefix>svc-runner (idsp run)
@@ -174,6 +175,16 @@ def prepare(
     if compiled:
         echo(f"note: byte-compiled {compiled} modules for user servers ({seconds:.1f} s, once)")
     return Prepared(paths, env, note)
+
+
+def _import_old_cases(cfg: PlatformConfig, paths: HubPaths, account) -> None:
+    """Cases of the old case index into the service's registry, with the members their
+    case.yaml names (root reads them; the service cannot enter those folders). Once each."""
+    from idsp.hub.case_registry import CaseRegistry, import_as_root
+    from idsp.service.account import state_dir
+
+    registry = CaseRegistry.in_state(state_dir(cfg))
+    import_as_root(registry, paths.case_index, paths.cases_root, account.pw_uid, account.pw_gid)
 
 
 def _hand_to_service(cfg: PlatformConfig, mlflow_admin: str, account) -> None:

@@ -145,10 +145,9 @@ def main(argv: list[str] | None = None) -> None:
         log.error(
             "the audit log %s is MISSING: appends are refused until it is restored", audit_log.path
         )
+    # the old index's cases were imported into the registry by `idsp hub up` (as root: only
+    # root reads their case.yaml); from here on the registry is the truth
     cases = CaseDirectory(args.case_index, args.cases_root, CaseRegistry.in_state(args.state))
-    imported = cases.import_index()  # cases made before the service: once each
-    if imported:
-        log.info("imported %d case(s) of the old case index into the registry: %s", len(imported), ", ".join(imported))
     service = Service(
         hub_auth,
         audit_log,

@@ -3,9 +3,9 @@
 Rule: on the hub the registry (``<state>/cases.json``, :mod:`idsp.hub.case_registry`, written
 only by the service) is the truth about who owns and who is a member of a case; hub groups
 and a case's ``case.yaml`` (which its members can edit) decide nothing. Cases of the older,
-root-written case index (mode 0640, the service's group) are imported into the registry once,
-at start, with the members their ``case.yaml`` named then. If the index cannot be read, the
-service says so and lists nothing.
+root-written case index are imported into the registry once, by ``idsp hub up`` (as root:
+only root can read their ``case.yaml``), with the members it named then. If the registry
+cannot be read, the service says so and lists nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from idsp.errors import ConfigError, UserError
-from idsp.hub.case_registry import CaseRegistry, import_legacy
-from idsp.hub.cases import read_index
+from idsp.hub.case_registry import CaseRegistry, import_legacy, legacy_entries
 
 SHOWN = ("title", "zaaknummer", "case_type")
 
@@ -35,22 +32,13 @@ class CaseDirectory:
 
     def _legacy(self) -> list[dict[str, Any]]:
         try:
-            cases = read_index(self.index, self.cases_root)
-            raw = yaml.safe_load(self.index.read_text(encoding="utf-8")) if cases else []
+            return legacy_entries(self.index, self.cases_root)
         except PermissionError:
             raise IndexUnreadable(
                 "the platform service cannot read the case index",
                 where=str(self.index),
                 fix="The platform admin runs `idsp hub up` again: it gives the index to the service's group (mode 0640)",
             ) from None
-        if isinstance(raw, dict):
-            raw = raw.get("cases", [])
-        extra = {str(c["id"]): c for c in raw or [] if isinstance(c, dict) and c.get("id")}
-        return [
-            {**{k: extra.get(c.id, {}).get(k) for k in (*SHOWN, "inspectorates")}, "id": c.id,
-             "path": str(c.path), "members": list(c.members)}
-            for c in cases
-        ]  # fmt: skip
 
     def import_index(self) -> list[str]:
         """Bring the cases of the old case index into the registry (once each)."""
