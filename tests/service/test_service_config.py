@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from idsp.config import load_config
 from idsp.hub import accounts, configurer
+from idsp.hub.spawner import OWN_SERVER_SCOPE
 from idsp.service import ACCESS_SCOPE
 from idsp.service.account import account_name
 from traitlets.config import Config
@@ -34,7 +35,8 @@ def test_the_service_is_a_managed_service_under_its_own_account():
 def test_users_and_their_server_tokens_may_reach_the_service():
     c = _apply()
     (user,) = [r for r in c.JupyterHub.load_roles if r["name"] == "user"]
-    assert set(user["scopes"]) == {"self", ACCESS_SCOPE}
+    # the own-server scope: a user's server lets in its own user only, not hub admins
+    assert set(user["scopes"]) == {"self", ACCESS_SCOPE, f"{OWN_SERVER_SCOPE}!user"}
     assert ACCESS_SCOPE in c.Spawner.server_token_scopes
     assert {"users:activity!user", "access:servers!server"} <= set(c.Spawner.server_token_scopes)
 
