@@ -214,18 +214,7 @@ def test_only_the_hub_and_the_proxy_reach_the_service(tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    "base_url",
-    [
-        "/",
-        pytest.param(
-            "/idsp/",
-            marks=pytest.mark.xfail(
-                strict=True, reason="idsp.service.link accepts /services/idsp/ only, not below a hub.base_url"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("base_url", ["/", "/idsp/"])
 def test_the_library_in_a_user_server_accepts_the_rendered_service_address(tmp_path, base_url):
     # What a user server's environment holds: JupyterHub's Spawner.get_env makes the API URL
     # from hub_connect_url; the library sends the server's token only to the service's

@@ -8,6 +8,7 @@ import socket
 import pytest
 from idsp.errors import Refused, UserError
 from idsp.service.client import HubService, InProcess, connect, on_hub
+from idsp.service.link import service_url
 
 HUB_ENV = {"JUPYTERHUB_API_TOKEN": "tok-alice", "JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api"}
 
@@ -42,6 +43,12 @@ def test_on_the_hub_there_is_no_quiet_fallback_to_in_process():
         connect(HUB_ENV)
     with pytest.raises(UserError, match="not the hub's platform service"):
         connect({**HUB_ENV, "IDSP_SERVICE_URL": "https://collector.example/services/idsp/"})
+    # below a hub base URL the service is <base>services/idsp/, and only that path
+    below = {**HUB_ENV, "JUPYTERHUB_API_URL": "http://127.0.0.1:1/idsp/hub/api/"}
+    assert service_url({**below, "IDSP_SERVICE_URL": "http://127.0.0.1:2/idsp/services/idsp/"})
+    for wrong in ("http://127.0.0.1:2/services/idsp/", "http://127.0.0.1:2/idsp/services/other/"):
+        with pytest.raises(UserError, match="must be /idsp/services/idsp/ on this machine"):
+            service_url({**below, "IDSP_SERVICE_URL": wrong})
 
 
 def test_on_the_hub_the_service_answers_with_the_servers_token(served):

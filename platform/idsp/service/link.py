@@ -53,12 +53,17 @@ def service_url(environ: Mapping[str, str] | None = None) -> str:
             fix="Stop and start your server from the hub's home page; the platform sets it at each start",
         )
     parts = urlsplit(url)
-    hub_host = urlsplit(env.get("JUPYTERHUB_API_URL", "")).hostname
+    api = urlsplit(env.get("JUPYTERHUB_API_URL", ""))
+    hub_host = api.hostname
     allowed_host = parts.hostname in LOOPBACK or (parts.hostname is not None and parts.hostname == hub_host)
-    if parts.scheme not in ("http", "https") or not allowed_host or parts.path.rstrip("/") + "/" != PREFIX:
+    # below a hub.base_url the service is <base>services/idsp/, as the hub API is <base>hub/api
+    api_path = api.path.rstrip("/") + "/"
+    base = api_path.removesuffix("hub/api/") if api_path.endswith("/hub/api/") else "/"
+    expected = base + PREFIX.lstrip("/")
+    if parts.scheme not in ("http", "https") or not allowed_host or parts.path.rstrip("/") + "/" != expected:
         raise UserError(
             f"${SERVICE_URL_ENV} is {url!r}, which is not the hub's platform service: it must be "
-            f"{PREFIX} on this machine (loopback) or on the hub's own host ({hub_host})",
+            f"{expected} on this machine (loopback) or on the hub's own host ({hub_host})",
             fix=f"Unset {SERVICE_URL_ENV} in your terminal or notebook, or stop and start your server "
             "from the hub's home page",
         )
