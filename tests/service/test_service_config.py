@@ -7,6 +7,7 @@ from idsp.hub import accounts, configurer
 from idsp.hub.spawner import OWN_SERVER_SCOPE
 from idsp.service import ACCESS_SCOPE
 from idsp.service.account import account_name
+from idsp.service.link import service_url
 from traitlets.config import Config
 
 
@@ -45,3 +46,12 @@ def test_no_hub_user_can_be_the_service_account():
     prefix = "idsp-"
     name = account_name(prefix)
     assert not accounts.USERNAME_RE.match(name.removeprefix(prefix))
+
+
+def test_below_a_hub_base_url_servers_find_the_service_under_it():
+    c = _apply({"IDSP_HUB__PROXY_API_PORT": "9101", "IDSP_HUB__BASE_URL": "/idsp/"})
+    url = c.Spawner.environment["IDSP_SERVICE_URL"]
+    assert url == "http://127.0.0.1:9102/idsp/services/idsp/"
+    # and the library in such a server accepts it (the hub API sits at <base>hub/api)
+    env = {"JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/idsp/hub/api", "IDSP_SERVICE_URL": url}
+    assert service_url(env) == url

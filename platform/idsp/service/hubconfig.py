@@ -36,7 +36,8 @@ def url(cfg: PlatformConfig) -> str:
 
 def client_url(cfg: PlatformConfig) -> str:
     """Where the library inside a user server finds the service (loopback, no proxy hop)."""
-    return url(cfg) + PREFIX
+    # the service's routes sit below the hub's base URL (JUPYTERHUB_SERVICE_PREFIX)
+    return url(cfg) + cfg.hub.base_url.rstrip("/") + PREFIX
 
 
 # The platform's MLflow user key: the service needs it to reach MLflow as each user, and its
