@@ -295,6 +295,7 @@ class Overview:
         self._dirty = False
         self._events = CaseEvents()
         self._lock = threading.Lock()
+        self._saving = threading.Lock()
 
     def _trust(self, config: Any, case_id: str) -> tuple:
         with self._lock:
@@ -329,14 +330,17 @@ class Overview:
 
     def save(self) -> None:
         """Write the cache to ``store`` if anything was judged since the last write."""
-        if self.store is None or not self._dirty:
+        if self.store is None:
             return
-        with self._lock:
-            data = {path: {"files": files, "trust": trust, "trusted": j.trusted, "until": j.until,
-                           "status": {**asdict(j.status), "involved": sorted(j.status.involved)}}
-                    for path, (files, trust, j) in self._cache.items()}
-            self._dirty = False
-        atomic_write(self.store, json.dumps({"version": STORE_VERSION, "cases": data}), mode=0o600)
+        with self._saving:  # one writer at a time, so an older state never lands last
+            with self._lock:
+                if not self._dirty:
+                    return
+                data = {path: {"files": files, "trust": trust, "trusted": j.trusted, "until": j.until,
+                               "status": {**asdict(j.status), "involved": sorted(j.status.involved)}}
+                        for path, (files, trust, j) in self._cache.items()}
+                self._dirty = False
+            atomic_write(self.store, json.dumps({"version": STORE_VERSION, "cases": data}), mode=0o600)
 
     def build(
         self, user: str, cases: list[dict[str, Any]], *, hub: str, prefix: str,
@@ -355,7 +359,8 @@ class Overview:
                 continue
             seen.add(c["id"])
             waiting.extend(_for_reviewer(user, c, self.status(Path(c["path"]), c["id"]), roles, prefix))
-        self.save()
+        if self._dirty and self.store is not None:  # written beside the page, not before it
+            threading.Thread(target=self.save, daemon=True, name="idsp-start-save").start()
         return StartData(views, waiting, roles)
 
     def _view(self, user: str, case: dict[str, Any], hub: str) -> CaseView:
