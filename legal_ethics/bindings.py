@@ -13,8 +13,9 @@ Rule: ``compute`` only reads files and asks git about the repository; it never r
   gate checks those itself). Uncommitted changes, and untracked or ignored Python that could be
   imported, do not change it: ``code_problems`` names them and the gate refuses official
   runs while they exist. Outside git, every file of the case folder counts (minus the same);
-* ``environment`` — with ``code``: sha256 of the installed distributions (name==version), the
-  platform's environment as this process sees it;
+* ``environment`` — with ``code``: sha256 of the distributions installed in the platform's
+  environment (its site-packages, name==version); distributions importable from elsewhere
+  (PYTHONPATH, a folder put on sys.path) are named by ``code_problems``;
 * ``data`` — the DVC md5 of each dataset named, from its ``.dvc`` file or ``dvc.lock``;
 * ``params`` — sha256 of ``params.yaml``.
 """
@@ -236,11 +237,15 @@ def code_hash(root: Path, case: CaseFile | None = None) -> str:
 
 def code_problems(case: CaseFile) -> list[str]:
     """Why the code that would run is not the committed tree: uncommitted changes to tracked
-    files, untracked or ignored Python that could be imported, links leaving the case."""
+    files, untracked or ignored Python that could be imported, links leaving the case, and
+    packages importable from outside the platform's environment."""
     root = Path(case.root)
+    foreign = foreign_packages()
+    outside = [f"packages from outside the platform's environment could be imported: {_few(foreign)}; take their "
+               "folders off PYTHONPATH / sys.path for an official run"] if foreign else []
     listing = tree_listing(root, case)
     if listing is None:
-        return []  # outside git every file is bound as it is
+        return outside  # outside git every file is bound as it is
     exact, prefixes = _excluded(case)
     problems = [f"the tracked link {rel} points outside the case folder ({os.readlink(root / rel)}); "
                 "commit the file itself" for rel, mode, _ in listing
@@ -265,7 +270,7 @@ def code_problems(case: CaseFile) -> list[str]:
     if loose:
         problems.append(f"untracked or ignored code that Python could import instead of the committed code: "
                         f"{_few(loose)}; commit it or remove it")
-    return problems
+    return problems + outside
 
 
 def _status(root: Path) -> list[tuple[str, str]]:
@@ -287,13 +292,34 @@ def _few(paths: list[str]) -> str:
     return ", ".join(paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
 
 
-@functools.cache
-def environment_hash() -> str:
-    """sha256 of every installed distribution as name==version, as this process sees them."""
+def _distributions() -> tuple[list[str], list[str]]:
+    """(name==version of each distribution installed in the platform's environment, the
+    distributions found elsewhere on sys.path as 'name version (folder)')."""
+    import sysconfig
     from importlib import metadata
 
-    names = sorted({f"{(d.metadata['Name'] or '?').lower()}=={d.version}" for d in metadata.distributions()})
-    return sha256_of(names)
+    roots = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+    platform_env, foreign = set(), set()
+    for dist in metadata.distributions():
+        name, where = (dist.metadata["Name"] or "?").lower(), Path(str(dist.locate_file(""))).resolve()
+        if where in roots:
+            platform_env.add(f"{name}=={dist.version}")
+        else:
+            foreign.add(f"{name} {dist.version} ({where})")
+    return sorted(platform_env), sorted(foreign)
+
+
+@functools.cache
+def environment_hash() -> str:
+    """sha256 of every distribution installed in the platform's environment (its
+    site-packages) as name==version: the same for every user of that environment."""
+    return sha256_of(_distributions()[0])
+
+
+def foreign_packages() -> list[str]:
+    """Distributions importable from outside the platform's environment (PYTHONPATH, a folder
+    put on sys.path): they could shadow what the approval bound."""
+    return _distributions()[1]
 
 
 # --- data -------------------------------------------------------------------------------

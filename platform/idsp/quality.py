@@ -282,22 +282,17 @@ def latest_result(case: CaseFile, key: str) -> dict[str, Any] | None:
     if not files:
         return None
     path = files[-1]
-    # A case member can put anything there: a regular file under a cap, or a clear error.
     raw = read_limited(path, what="quality result", kind="json", fix="Run `idsp quality validate` again")
-    try:
+    try:  # a case member can put anything there: a regular file under a cap, or a clear error
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError("the quality result is not valid JSON", where=str(path),
-                        fix="Run `idsp quality validate` again") from None
-    if not isinstance(data, dict):
-        raise UserError("the quality result is not a JSON object", where=str(path),
-                        fix="Run `idsp quality validate` again")
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except ValueError:  # not JSON, not UTF-8, or not an object
+        raise UserError("the quality result is not valid JSON", where=str(path), fix="Run `idsp quality validate` again") from None
     digest = hashlib.sha256(raw).hexdigest()
     side = path.with_name(path.name + ".sha256")
-    recorded: str | None = None
-    if side.is_file():
-        words = read_limited(side, what="quality result checksum", kind="json").decode("utf-8", "replace").split()
-        recorded = words[0] if words else None
+    words = read_limited(side, what="quality result checksum", kind="json").split() if side.is_file() else []
+    recorded = words[0].decode("utf-8", "replace") if words else None
     data["json_path"] = str(path)
     data["html_path"] = str(path.with_suffix(".html"))
     data["sha256"] = digest
