@@ -21,7 +21,6 @@ from idsp.service.overview import (
     CaseView,
     Overview,
     StartData,
-    reviewer_roles,
 )
 from testkit.ethics import answer_all, approve_all, case_tree
 from testkit.files import build_tree
@@ -224,19 +223,14 @@ def test_what_awaits_the_member_the_lead_and_the_reviewer(make_case, keys):
     # alice reviews as jurist: the submitted checklist awaits her, not the draft
     mine = ov.build("alice", [], hub="/", prefix=PREFIX, reviewer_roles=["jurist"], review_cases=cases)
     assert [(w.kind, w.case_id) for w in mine.waiting] == [("review", "ce-review")]
-    assert "als Jurist" in mine.waiting[0].text and mine.waiting[0].href == PREFIX + "review/ce-review"
+    assert "als Jurist" in mine.waiting[0].text and mine.waiting[0].href == PREFIX + "review/ce-review/use"
     # whoever answered the checklist is not asked to review it (four-eyes)
     assert ov.build("pim", [], hub="/", prefix=PREFIX, reviewer_roles=["jurist"], review_cases=cases).waiting == []
-
-
-def test_reviewer_roles_need_an_active_key():
-    trust = {"reviewers": [
-        {"username": "anouk", "roles": ["jurist"], "keys": [{"status": "active"}]},
-        {"username": "kees", "roles": ["ethicus"], "keys": [{"status": "revoked", "decisions": ["d1"]}]},
-    ]}
-    assert reviewer_roles(trust, "anouk") == ("jurist",)
-    assert reviewer_roles(trust, "kees") == ()
-    assert reviewer_roles(None, "anouk") == ()
+    # nor is a reviewer who already signed another role of it (one role per person)
+    workflow.decide(review, "approve", role="privacy-officer", key_path=keys["bob"], actor="bob")
+    both = ov.build("bob", [], hub="/", prefix=PREFIX, reviewer_roles=["jurist", "privacy-officer"],
+                    review_cases=cases)
+    assert both.waiting == []
 
 
 # --- the page itself -----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from idsp.service.cases import CaseDirectory, IndexUnreadable
 from idsp.service.hubuser import resolve_user
 from idsp.service.mlflow_proxy import MlflowUpstream
 from idsp.service.mlflow_proxy import routes as mlflow_routes
-from idsp.service.overview import Overview, StartData, reviewer_roles
+from idsp.service.overview import Overview, StartData
 from idsp.service.pages import PageMixin, hub_root, static_routes
 from legal_ethics.reviewers import role_label
 
@@ -291,15 +291,10 @@ def start_data(service: Service, user: dict[str, Any]) -> tuple[StartData | None
         cases = service.cases.of(name, user.get("groups") or [])
     except IndexUnreadable:
         return None, "De zakenlijst is nu niet leesbaar voor de platformdienst; de beheerder is gewaarschuwd."
-    roles: tuple[str, ...] = ()
-    review_cases = None
-    if service.review is not None:
-        roles = reviewer_roles(service.review.registry.trust(), name)
-        if roles:  # a reviewer judges checklists of cases they are no member of
-            review_cases = _all_cases(service)
+    # The roles of an active key, and (as on "Te beoordelen") the checklists of my own cases.
+    roles = tuple(service.review.registry.roles_of(name)) if service.review is not None else ()
     data = _overview(service).build(
-        name, cases, hub=hub_root(service.prefix), prefix=service.prefix,
-        reviewer_roles=roles, review_cases=review_cases,
+        name, cases, hub=hub_root(service.prefix), prefix=service.prefix, reviewer_roles=roles,
     )
     return data, ""
 
@@ -312,7 +307,7 @@ def warm_start_page(service: Service) -> None:
 
 
 def _all_cases(service: Service) -> list[dict[str, Any]] | None:
-    """Every case of the service's case registry (id, path, title ...), for reviewers."""
+    """Every case of the service's case registry (id, path, title ...)."""
     registry = getattr(service.cases, "registry", None)  # the case registry of issue 11
     if registry is None:
         return None

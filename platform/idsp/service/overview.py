@@ -69,6 +69,7 @@ class CaseStatus:
     signed: tuple[str, ...] = ()  # "Jurist: anouk"
     submitted_at: str = ""
     involved: frozenset[str] = frozenset()  # who answered or submitted (four-eyes)
+    signers: frozenset[str] = frozenset()  # who signed a role of the latest submission
     owners: tuple[str, ...] = ()
     members: dict[str, str] = field(default_factory=dict)  # username -> role in case.yaml
 
@@ -175,6 +176,7 @@ def _status(st: state.ChecklistState, **people: Any) -> CaseStatus:
         submitted_at=sub.at.date().isoformat() if sub else "",
         involved=frozenset({a.author for a in answers.answers.values()} | ({sub.by} if sub else set())),
         signed=tuple(f"{role_label(r)}: {who}" for r, who in st.signed_roles.items()),
+        signers=frozenset(st.signed_roles.values()),
         **people,
     )
     if st.status == "approved":
@@ -235,7 +237,7 @@ def _load(store: Path) -> dict[str, tuple[tuple, tuple | None, Judged]]:
         for path, e in data["cases"].items():
             st = e["status"]
             status = CaseStatus(**{**st, **{k: tuple(st[k]) for k in _TUPLES},
-                                   "involved": frozenset(st["involved"])})
+                                   "involved": frozenset(st["involved"]), "signers": frozenset(st["signers"])})
             out[path] = (_tuples(e["files"]), _tuples(e["trust"]), Judged(status, bool(e["trusted"]), e["until"]))
         return out
     except (OSError, IdspError, ValueError, KeyError, TypeError, AttributeError):
@@ -337,7 +339,8 @@ class Overview:
                 if not self._dirty:
                     return
                 data = {path: {"files": files, "trust": trust, "trusted": j.trusted, "until": j.until,
-                               "status": {**asdict(j.status), "involved": sorted(j.status.involved)}}
+                               "status": {**asdict(j.status), "involved": sorted(j.status.involved),
+                                          "signers": sorted(j.status.signers)}}
                         for path, (files, trust, j) in self._cache.items()}
                 self._dirty = False
             atomic_write(self.store, json.dumps({"version": STORE_VERSION, "cases": data}), mode=0o600)
@@ -404,21 +407,12 @@ def _for_member(v: CaseView, prefix: str) -> list[Waiting]:
 
 
 def _for_reviewer(user: str, case: dict[str, Any], st: CaseStatus, roles: tuple[str, ...], prefix: str) -> list[Waiting]:
-    if st.key != "in_review" or user in st.involved:
-        return []
+    if st.key != "in_review" or user in st.involved or user in st.signers:
+        return []  # four-eyes: not who worked on it; and one role per reviewer
     mine = [r for r in st.waiting_roles if r in roles]
     if not mine:
         return []
     text = (f"ter beoordeling als {', '.join(role_label(r) for r in mine)}"
             f" (voor {PURPOSE_NL.get(st.purpose or 'use')}, ingediend {st.submitted_at})")
     return [Waiting("review", case["id"], str(case.get("title") or ""), text,
-                    f"{prefix}review/{quote(case['id'], safe='')}")]
-
-
-def reviewer_roles(trust: dict[str, Any] | None, user: str) -> tuple[str, ...]:
-    """The roles ``user`` may sign for, from the registry's answer (``ReviewerRegistry.trust``):
-    only with an active key."""
-    for entry in (trust or {}).get("reviewers", []):
-        if entry.get("username") == user and any(k.get("status") == "active" for k in entry.get("keys", [])):
-            return tuple(entry.get("roles") or ())
-    return ()
+                    f"{prefix}review/{quote(case['id'], safe='')}/{st.purpose or 'use'}")]
