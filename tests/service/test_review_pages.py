@@ -46,7 +46,8 @@ def test_the_review_page_shows_items_evidence_changes_and_the_decision_form(hub_
     page = r.text
     for words in ("Vereiste handtekeningen", "Wat is er veranderd", "alles is nieuw", "Uitkomst pre-scan DPIA",
                   'id="decide-form"', "Officieel id", "reports/fairness.json", "Door pim", "selection_rate",
-                  'src="/services/idsp/static/review.js"', 'name="idsp-xsrf"'):
+                  'src="/services/idsp/static/review.js"', 'name="idsp-xsrf"',
+                  "heeft nog niet ondertekend"):  # the gate's reasons in Dutch
         assert words in page, words
     assert "<script>" not in page  # no inline script under the CSP
     with browser(svc, "eve") as c:  # not a member: the same as a case that does not exist
@@ -107,4 +108,4 @@ def test_a_rejection_shows_on_the_page(hub_case, kind):
     assert decide(svc, "anna", key, kind=kind, reason="Bewijs ontbreekt.").status_code == 201
     with browser(svc, "anna") as c:
         page = c.get("review/ce-risico/use").text
-    assert "afgewezen" in page and "Bewijs ontbreekt." in page
+    assert "afgewezen" in page and "Afgewezen door anna (Jurist)" in page and "Bewijs ontbreekt." in page

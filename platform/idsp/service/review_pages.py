@@ -23,7 +23,7 @@ from idsp.service.cases import IndexUnreadable
 from idsp.service.pages import PageMixin
 from idsp.service.registry import RegistryRefused
 from idsp.service.review_decide import PURPOSE_NL, open_case, review_parts
-from idsp.service.review_view import inside, queue_entry, review
+from idsp.service.review_view import dutch, inside, queue_entry, review
 
 FILE_MAX = 50 * 1024 * 1024  # evidence served by the page (a report, a model card, a PDF)
 SAFE_TYPES = {".json": "application/json", ".md": "text/plain", ".txt": "text/plain", ".csv": "text/plain",
@@ -148,7 +148,7 @@ class ReviewCase(_Page):
         mine = [r for r in roles if r in {x["id"] for x in data.required}]
         self.page("review_case.html", f"Beoordelen: {case_id}", r=data, purpose=purpose,
                   purpose_nl=PURPOSE_NL[purpose], my_roles=mine, entry=entry,
-                  matches=bool(submitted and submitted.purpose == purpose), role_label=_role_label)
+                  matches=bool(submitted and submitted.purpose == purpose), role_label=_role_label, dutch=dutch)
 
 
 def _role_label(role: str) -> str:

@@ -10,6 +10,7 @@ evidence file is offered only if it lies inside the case folder (no link out of 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,39 @@ def queue_entry(case: CaseFile, config: Any, my_roles: list[str], user: str) -> 
             "purpose": sub.purpose, "purpose_nl": PURPOSE_NL.get(sub.purpose, sub.purpose),
             "since": sub.at.isoformat(timespec="minutes").replace("T", " "),
             "roles": ", ".join(role_label(r) for r in open_roles)}
+
+
+# The library's reasons are English sentences for the CLI; the page says the common ones in
+# Dutch (pattern -> template) and shows any other one as the library wrote it.
+_DUTCH = [
+    (re.compile(r"^role (?P<role>.+?) has not signed \(reviewers with this role: (?P<who>.*)\); "
+                r"a different person must sign each role$"),
+     "De rol {role} heeft nog niet ondertekend (beoordelaars met deze rol: {who}); elke rol tekent een andere persoon."),
+    (re.compile(r"^rejected by (?P<who>\S+) \((?P<role>.+?)\) on (?P<at>\S+): (?P<why>.*)$", re.S),
+     "Afgewezen door {who} ({role}) op {at}: {why}"),
+    (re.compile(r"^the approval was revoked by (?P<who>\S+) on (?P<at>\S+): (?P<why>.*)$", re.S),
+     "De goedkeuring is ingetrokken door {who} op {at}: {why}"),
+    (re.compile(r"^the checklist has not been submitted for review"),
+     "De checklist is nog niet ingediend ter beoordeling."),
+    (re.compile(r"^the checklist changed after submission (?P<sub>\S+) by (?P<who>\S+)"),
+     "De checklist is veranderd na indiening {sub} door {who}."),
+    (re.compile(r"^submit again \(`idsp ethics submit`\) and have it re-approved$"),
+     "Dien opnieuw in en laat opnieuw goedkeuren."),
+    (re.compile(r"^approval (?P<id>\S+) by (?P<who>\S+) \((?P<role>.+?)\) does not count: .* answered items of this "
+                r"checklist"), "Goedkeuring {id} door {who} ({role}) telt niet: {who} heeft punten beantwoord (vier-ogen)."),
+    (re.compile(r"^approval (?P<id>\S+) by (?P<who>\S+) \((?P<role>.+?)\) expired on (?P<at>\S+);"),
+     "Goedkeuring {id} door {who} ({role}) is verlopen op {at}; opnieuw beoordelen en goedkeuren."),
+    (re.compile(r"^dataset (?P<name>\S+) changed since (?P<what>.+?): DVC md5 (?P<old>\S+) -> (?P<new>\S+)$"),
+     "Dataset {name} is veranderd sinds de {what}: md5 {old} → {new}."),
+    (re.compile(r"^the checklist status is (?P<status>\S+)$"), "De checklist is {status}."),
+]
+
+
+def dutch(reason: str) -> str:
+    for pattern, template in _DUTCH:
+        m = pattern.search(reason)
+        if m:
+            groups = {k: (render.STATUS_NL.get(v, v) if k == "status" else v) for k, v in m.groupdict().items()}
+            groups["what"] = groups.get("what", "").replace("approval", "goedkeuring")
+            return template.format(**groups)
+    return reason
