@@ -77,3 +77,18 @@ def test_closed_folders_above_the_state_are_opened_for_search_or_named(platform,
     prepare(load_config(environ={"IDSP_HUB__USER_PREFIX": prefix}), index, echo=notes.append)
     assert stat.S_IMODE(closed.stat().st_mode) == 0o701  # search, never read
     assert str(closed) in notes[0]
+
+
+def test_a_secret_handed_to_the_service_replaces_a_planted_link_and_never_writes_through_it(tmp_path):
+    from idsp.service.account import hand_secret
+
+    nobody = pwd.getpwnam("nobody")
+    precious = tmp_path / "precious"
+    precious.write_text("root's own\n")
+    planted = tmp_path / "mlflow-admin-password"
+    planted.symlink_to(precious)  # what a service account could leave in its own folder
+    hand_secret(planted, "s3cret", nobody)
+    assert precious.read_text() == "root's own\n" and precious.stat().st_uid == 0
+    info = os.lstat(planted)
+    assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o400
+    assert (info.st_uid, planted.read_text()) == (nobody.pw_uid, "s3cret\n")

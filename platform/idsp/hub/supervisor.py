@@ -190,12 +190,11 @@ def _import_old_cases(cfg: PlatformConfig, paths: HubPaths, account) -> None:
 def _hand_to_service(cfg: PlatformConfig, mlflow_admin: str, account) -> None:
     """The MLflow admin password for the platform service (it makes each case's experiment):
     its own 0400 copy in its 0700 state folder; and the folder of the per-account git configs."""
-    from idsp.files import atomic_write
+    from idsp.service.account import hand_secret
     from idsp.service.hubconfig import mlflow_admin_file
 
-    path = Path(mlflow_admin_file(cfg))
-    atomic_write(path, mlflow_admin + "\n", mode=0o400)
-    os.chown(path, account.pw_uid, account.pw_gid)
+    # owner set on the open file before its rename: a link the service planted is not followed
+    hand_secret(Path(mlflow_admin_file(cfg)), mlflow_admin, account)
     git_dir = cfg.home / "git"
     git_dir.mkdir(mode=0o711, exist_ok=True)
     os.chmod(git_dir, 0o711)

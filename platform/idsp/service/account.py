@@ -41,17 +41,22 @@ def mlflow_key_file(cfg: PlatformConfig) -> Path:
 
 
 def hand_mlflow_key(cfg: PlatformConfig, key: str, entry: pwd.struct_passwd) -> Path:
-    """Write the MLflow user key for the service: its own file, mode 0400, replaced whole.
-    Owner and mode are set on the new file before it gets its name (the folder is the
-    service's, so nothing here follows a name the service could have pointed elsewhere)."""
-    path = mlflow_key_file(cfg)
-    tmp = path.with_name(f".{MLFLOW_KEY_FILE}.{os.getpid()}")
+    """Write the MLflow user key for the service: its own file, mode 0400, replaced whole."""
+    return hand_secret(mlflow_key_file(cfg), key, entry)
+
+
+def hand_secret(path: Path, secret: str, entry: pwd.struct_passwd) -> Path:
+    """Write ``secret`` into ``path`` (in the service's own folder) for the service account:
+    mode 0400, replaced whole. Owner and mode are set on the new file before it gets its name
+    (the folder is the service's, so nothing here follows a name the service could have
+    pointed elsewhere: a link planted at ``path`` is replaced, never written through)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
     try:
         os.fchown(fd, entry.pw_uid, entry.pw_gid)
         os.fchmod(fd, 0o400)
-        os.write(fd, (key + "\n").encode("ascii"))
+        os.write(fd, (secret + "\n").encode("utf-8"))
         os.fsync(fd)
     finally:
         os.close(fd)
