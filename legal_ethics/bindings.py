@@ -243,6 +243,10 @@ def code_problems(case: CaseFile) -> list[str]:
     foreign = foreign_packages()
     outside = [f"packages from outside the platform's environment could be imported: {_few(foreign)}; take their "
                "folders off PYTHONPATH / sys.path for an official run"] if foreign else []
+    elsewhere = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and inside(root, p) is None]
+    if elsewhere:  # plain modules there would shadow the committed code and the environment alike
+        outside.append(f"PYTHONPATH names folders outside the case: {_few(elsewhere)}; an official run imports "
+                       "only the committed code and the platform's environment: unset it")
     listing = tree_listing(root, case)
     if listing is None:
         return outside  # outside git every file is bound as it is

@@ -361,6 +361,16 @@ class TestCodeIsTheCommittedTree:
         problems = bindings.code_problems(c)
         assert any(p.startswith("the tracked link src/model.py points outside the case folder") for p in problems)
 
+    def test_a_pythonpath_outside_the_case(self, git_case, tmp_path, monkeypatch):
+        """Beyond the issue: plain modules on PYTHONPATH shadow without any package metadata."""
+        (tmp_path / "libs").mkdir()
+        (tmp_path / "libs" / "sklearn.py").write_text("LEAK = True\n")
+        monkeypatch.setenv("PYTHONPATH", str(tmp_path / "libs"))
+        assert (f"PYTHONPATH names folders outside the case: {tmp_path / 'libs'}; an official run imports only the "
+                "committed code and the platform's environment: unset it") in _reasons(git_case)
+        monkeypatch.setenv("PYTHONPATH", str(git_case.root / "src"))  # the committed code itself is fine
+        assert gate.check(git_case, ["inspecties"]).allowed
+
     def test_a_package_added_to_the_environment(self, git_case, tmp_path, monkeypatch):
         site = tmp_path / "site"
         info = site / "shadow_pkg-1.0.dist-info"
