@@ -230,11 +230,39 @@ def decision_payload(
     )
 
 
+def _decide_on_hub(case: CaseFile, decision: str, *, role: str, key_path: Path | None, comment: str):
+    """The service builds the payload (the same ``decision_payload``), the key file signs it,
+    the service checks and records it: the key must be enrolled there (``source: cli``)."""
+    from idsp.service import link
+
+    from legal_ethics.schema import SignedDecision
+
+    key = load_key(key_path)
+    service = link.hub_service()
+    sub = state.evaluate(case).submission
+    purpose = sub.purpose if sub else "use"
+    shown = service.decision_payload(case.id, kind=decision, purpose=purpose, role=role,
+                                     public_key=key.public_key, comment=comment)
+    signature = key.sign(shown["canonical"].encode("utf-8"))
+    service.decide(case.id, {"purpose": purpose, "kind": decision, "payload": shown["payload"],
+                             "signature": signature, "reason": comment})
+    p = shown["payload"]
+    return SignedDecision(id=approvals.decision_id(signature), decision=p["decision"], reviewer=p["reviewer"],
+                          role=p["role"], at=datetime.fromisoformat(p["at"]), payload=p,
+                          public_key=key.public_key, signature=signature)
+
+
 def decide(
     case: CaseFile, decision: str, *, role: str, key_path: Path | None = None, comment: str = "",
     actor: str | None = None, now: datetime | None = None, config: PlatformConfig | None = None,
 ):
-    """Sign and record an approve, reject or revoke decision by the holder of ``key_path``."""
+    """Sign and record an approve, reject or revoke decision by the holder of ``key_path``.
+    On the hub the platform service records it (``_decide_on_hub``)."""
+    from idsp.service import link
+
+    if link.on_hub():
+        acting_user(actor)
+        return _decide_on_hub(case, decision, role=role, key_path=key_path, comment=comment)
     cfg = _config(config)
     actor = acting_user(actor)
     key = load_key(key_path)

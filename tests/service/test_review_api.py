@@ -323,3 +323,21 @@ def test_a_user_servers_gate_reads_registry_and_decisions_from_the_service(hub_c
     assert reviewers.load_registry().by_username("pim") is None
     decision = gate.check(svc.case, ["inspecties"])
     assert decision.allowed, decision.reasons
+
+
+def test_idsp_ethics_approve_on_the_hub_goes_through_the_service_with_a_cli_key(hub_case, monkeypatch, idsp_home):
+    """A CLI key file still works on the hub: enrolled with source cli, approved by an admin;
+    the service builds the payload, the key file signs it, the service records it."""
+    svc = hub_case
+    pair = reviewers.keygen(idsp_home / "anna-cli.pem")
+    r = svc.client("tok-anna").post("api/reviewers/enrol", json={"public_key": pair.public_key, "source": "cli"})
+    assert r.status_code == 201
+    assert svc.client("tok-root").post("api/reviewers/anna/approve", json={"roles": ["jurist"]}).status_code == 200
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "tok-anna")
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:1/hub/api")
+    monkeypatch.setenv("IDSP_SERVICE_URL", svc.url)
+    signed = workflow.decide(svc.case, "approve", role="jurist", key_path=pair.path)
+    logged = [e for e in audit.entries(path=svc.log.path) if e["event"] == "approved"]
+    assert [(e["actor"], e["data"]["decision_id"], e["data"]["source"]) for e in logged] == [
+        ("anna", signed.id, "cli")]
+    assert state.evaluate(svc.case).signed_roles.get("jurist") == "anna"
