@@ -23,4 +23,4 @@ $PY bench/quality.py $quick
 $PY bench/tracking.py $quick
 $PY bench/ce_markering.py $quick
 $PY bench/bench_start_page.py $quick
-if [ -n "$hub" ]; then $PY bench/hub_bench.py; $PY bench/bench_case_make.py; fi
+if [ -n "$hub" ]; then $PY bench/hub_bench.py; $PY bench/bench_case_make.py; $PY bench/bench_runner.py; fi

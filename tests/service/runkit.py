@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import yaml
@@ -21,7 +22,7 @@ from idsp.hub.case_access import CaseFolders
 from idsp.hub.case_agent import Agent, serve
 from idsp.hub.case_registry import CaseRegistry
 from idsp.hub.mlflow_password import user_password
-from idsp.hub.tracking import ADMIN_USER
+from idsp.hub.tracking import ADMIN_USER, auth_ini
 from idsp.service import ACCESS_SCOPE, PREFIX
 from idsp.service.app import Service, make_app
 from idsp.service.case_api import CaseMaker
@@ -160,7 +161,10 @@ def start_world(prefix: str, base: Path):
     accounts.open_search_bits(blocked_dirs(), True, who="the runner test", fix="", echo=lambda _: None)
     os.chmod(base, 0o711)
     admin_password = secrets.token_urlsafe(18)
-    server = start_server(base / "mlflow", "--auth",
+    (base / "mlflow").mkdir()
+    ini = base / "mlflow" / "basic_auth.ini"  # the hub's own MLflow login (hub/tracking.py auth_ini)
+    ini.write_text(auth_ini(SimpleNamespace(mlflow_dir=base / "mlflow"), admin_password))  # type: ignore[arg-type]
+    server = start_server(base / "mlflow", "--auth", "--auth-config", str(ini),
                           env={"MLFLOW_TRACKING_USERNAME": ADMIN_USER, "MLFLOW_TRACKING_PASSWORD": admin_password})  # fmt: skip
     cases = base / "cases"
     cases.mkdir(mode=0o711)

@@ -21,6 +21,8 @@ from idsp.hub.mlflow_password import user_password
 
 OFFICIAL_SUFFIX = ".officieel"
 READ = "READ"
+# (MLflow URI, case) -> (official experiment id, the people granted READ), per service process
+_PREPARED: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}
 
 
 def official_experiment(case_id: str) -> str:
@@ -67,14 +69,24 @@ class RunnerMlflow:
 
     async def prepare(self, case_id: str, people: list[str]) -> tuple[str, str, str]:
         """The official experiment (made if need be), the runner's account and grants;
-        ``(experiment_id, runner user, runner password)``."""
+        ``(experiment_id, runner user, runner password)``. Done once per case and set of
+        people while the service runs (each MLflow call costs the admin's login); people who
+        left since lose READ."""
         runner = runner_user(case_id)
         password = user_password(self.user_key, runner)
+        key = (self.uri, case_id)
+        done = _PREPARED.get(key)
         async with httpx.AsyncClient(timeout=self.admin.timeout) as client:
             exp_id = await self.admin.claim(client, official_experiment(case_id))
+            if done is not None and done[0] == exp_id and done[1] == frozenset(people):
+                return exp_id, runner, password
             await self._grant(client, runner, "experiment", exp_id, "EDIT")
             for person in people:
                 await self._grant(client, person, "experiment", exp_id, READ)
+            for person in sorted((done[1] if done and done[0] == exp_id else frozenset()) - set(people)):
+                await self._ok(client, "POST", "/api/3.0/mlflow/users/permissions/revoke",
+                               json={"username": person, "resource_type": "experiment", "resource_id": exp_id})  # fmt: skip
+        _PREPARED[key] = (exp_id, frozenset(people))
         return exp_id, runner, password
 
     async def create_run(self, exp_id: str, name: str, tags: dict[str, str]) -> str:
