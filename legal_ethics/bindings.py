@@ -40,6 +40,10 @@ _SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints", ".git", ".dvc", ".venv"}
 _BOUND_ELSEWHERE = ("ethics/", "dvc.lock")  # the checklist and data keys bind these
 _IMPORTABLE = (".py", ".pth", ".so", ".pyc", ".ipynb")
 _HARMLESS = ("__pycache__", ".ipynb_checkpoints", ".egg-info", ".dist-info")
+# Set by the platform service for its own process: it reads repositories its users write,
+# so it runs only git commands that read objects (ls-tree, rev-parse). `git status` may run
+# a clean filter that the repository's own config names, i.e. a member's program.
+COMMITTED_ONLY_ENV = "IDSP_GIT_COMMITTED_ONLY"
 
 
 def compute(case: CaseFile, datasets: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -278,6 +282,8 @@ def code_problems(case: CaseFile) -> list[str]:
 
 
 def _status(root: Path) -> list[tuple[str, str]]:
+    if os.environ.get(COMMITTED_ONLY_ENV) == "1":
+        return []  # the service binds and runs the committed tree; the work tree is not its to run
     out = []
     for args in (("--untracked-files=all",), ("--ignored=matching", "--untracked-files=normal")):
         raw = _git(root, "status", "--porcelain=v1", "-z", *args, "--", ".")

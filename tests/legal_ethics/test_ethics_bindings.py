@@ -59,3 +59,27 @@ def test_require_raises_gate_refused_with_reasons(case):
         gate.require(case, ["inspecties"])
     assert err.value.exit_code == 1 and err.value.reasons
     assert gate.require(case, ["synthetisch"]).allowed
+
+
+def test_the_service_binds_a_members_repository_without_running_its_filters(make_case, tmp_path, monkeypatch):
+    # A member writes the case's .git/config: a clean filter there would run as whoever calls
+    # `git status`. The platform service (COMMITTED_ONLY_ENV) binds by reading objects only.
+    c = make_case()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], cwd=c.root, check=True)
+    subprocess.run([*git, "add", "src", "dvc.yaml", "params.yaml"], cwd=c.root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], cwd=c.root, check=True)
+    ran = tmp_path / "filter-ran"
+    subprocess.run(["git", "config", "filter.evil.clean", f"touch {ran}; cat"], cwd=c.root, check=True)
+    (c.root / ".gitattributes").write_text("*.py filter=evil\n")
+    train = c.root / "src" / "train.py"
+    train.write_text("#" * len(train.read_text()))  # same size: git must read (and filter) it
+    monkeypatch.setenv(bindings.COMMITTED_ONLY_ENV, "1")
+    bound = bindings.code_hash(c.root, c)
+    assert not any("uncommitted" in p for p in bindings.code_problems(c))
+    assert not ran.exists()
+    monkeypatch.delenv(bindings.COMMITTED_ONLY_ENV)
+    assert bindings.code_hash(c.root, c) == bound  # the same committed tree either way
+    # in the member's own process `git status` runs (and their own filter is their own affair)
+    assert any("uncommitted changes to src/train.py" in p for p in bindings.code_problems(c))
+    assert ran.exists()

@@ -50,6 +50,10 @@ def git_reads_cases() -> None:
     repositories the service does not own: git's ownership check would refuse them and the
     service would bind other bytes than the user's gate. Trusted for reading only, with no
     repository able to make this process run a program (no fsmonitor, no hooks)."""
+    from legal_ethics.bindings import COMMITTED_ONLY_ENV
+
+    # and never `git status`: a clean filter named in a repository's config would run
+    os.environ[COMMITTED_ONLY_ENV] = "1"
     pairs = [("safe.directory", "*"), ("core.fsmonitor", "false"), ("core.hooksPath", "/dev/null")]
     os.environ["GIT_CONFIG_COUNT"] = str(len(pairs))
     for i, (key, value) in enumerate(pairs):
