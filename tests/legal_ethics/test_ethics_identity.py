@@ -82,7 +82,7 @@ def test_a_service_that_cannot_be_reached_stops_the_step_with_exit_2(case, kit, 
     before = sorted(p.name for p in answers)
     item = next(i for i in case_items(case) if i.answer_type == "yes_no")
     code, _, err = cli("ethics", "answer", item.key, "ja", "--rationale", "r")
-    assert code == 2 and "the platform service is not reachable" in err and "nothing is recorded" in err
+    assert code == 2 and "the platform service is not reachable" in err and "nothing was sent" in err
     assert f"127.0.0.1:{port}" in err and "Traceback" not in err
     assert sorted(p.name for p in (case.root / "ethics").iterdir()) == before
 
