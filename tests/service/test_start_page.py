@@ -15,6 +15,7 @@ from idsp.case import Case
 from idsp.config import load_config
 from idsp.service import pages
 from idsp.service.overview import (
+    INVALID,
     NO_TRUST,
     UNREADABLE,
     CaseStatus,
@@ -125,6 +126,10 @@ def test_no_checklist_an_unreadable_folder_and_no_trust_each_say_so(make_case, t
     assert _overview().status(bare.root).label == "geen checklist"
     gone = _overview().status(tmp_path / "cases" / "bestaat-niet")
     assert gone.label == "status nu niet leesbaar" and gone.points == (UNREADABLE,)
+    (bare.root / "case.yaml").write_text("id: ce-kaal\n")  # no title, zaaknummer, ...: not valid
+    invalid = _overview().status(bare.root)
+    assert invalid.label == "status nu niet leesbaar" and invalid.points == (INVALID,)
+    assert "invalid case file" in invalid.details[0] and "case.yaml" in invalid.details[0]
     untrusted = Overview(lambda: None).status(bare.root)
     assert untrusted.label == "status nu niet leesbaar" and untrusted.points == (NO_TRUST,)
 

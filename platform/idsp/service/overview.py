@@ -36,6 +36,8 @@ WATCHED = (CASE_FILE, *(f"{checklist.ETHICS_DIR}/{name}" for name in ETHICS_FILE
 MAX_OPEN_SHOWN = 5  # open questions listed by title; the rest are counted
 
 NO_TRUST = "De platformdienst heeft zijn beoordelaarsregister nu niet geladen; de status volgt zodra dat wel zo is."
+INVALID = ("Een bestand van deze zaak (case.yaml of de checklist) is niet in orde, dus de status is niet "
+           "vast te stellen; de projectleider herstelt het bestand.")
 UNREADABLE = ("De platformdienst kan deze zaakmap nu niet lezen; de status verschijnt zodra de dienst "
               "leesrechten heeft. Blijft dit zo, meld het dan aan de beheerder.")
 PURPOSE_NL = {"development": "ontwikkeling", "use": "gebruik"}
@@ -144,6 +146,8 @@ def evaluate_case(path: Path, config: Any) -> Judged:
     has no trust loaded, and a status judged without it could say "approved" wrongly."""
     if config is None:
         return Judged(CaseStatus("unreadable", points=(NO_TRUST,)))
+    if not os.access(path / CASE_FILE, os.R_OK):  # absent, or no read access (yet: ACLs)
+        return Judged(CaseStatus("unreadable", points=(UNREADABLE,)))
     try:
         case = CaseFile(path, parse_case_file(path / CASE_FILE))
         people = {
@@ -151,7 +155,10 @@ def evaluate_case(path: Path, config: Any) -> Judged:
             "members": {_person(p): p.role for p in case.spec.members},
         }
         st = state.evaluate(case, config=config)
-    except (PermissionError, IdspError, OSError, ValueError):
+    except IdspError as exc:  # read, but not valid: say so, with the library's own words below
+        detail = f"{exc.what} ({exc.where})" if getattr(exc, "where", None) else str(exc.what)
+        return Judged(CaseStatus("unreadable", points=(INVALID,), details=(detail,)))
+    except (OSError, ValueError):
         return Judged(CaseStatus("unreadable", points=(UNREADABLE,)))
     expiries = [
         datetime.fromisoformat(v.payload["expires_at"]).timestamp()
