@@ -46,6 +46,7 @@ class CaseMaker:
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="idsp-cases")
     )
+    background: set = field(default_factory=set)  # MLflow grants after the answer (kept referenced)
 
     async def agent(self, op: str, **args: Any) -> dict[str, Any]:
         sock = self.agent_socket
@@ -106,63 +107,73 @@ class MyCases(_Api):
 
     async def post(self) -> None:
         user = self.actor()
-        maker = _maker(self.service)
-        name = user["name"]
-        if maker.lead_group not in (user.get("groups") or []) and not user.get("admin"):
-            raise ApiError(
-                403,
-                f"alleen projectleiders maken zaken: u zit niet in de hub-groep {maker.lead_group!r} / "
-                f"only project leads make cases: you are not in the hub group {maker.lead_group!r}",
-                fix=f"Vraag de beheerder u aan de groep {maker.lead_group!r} toe te voegen / "
-                f"ask the platform admin to add you to the group {maker.lead_group!r}",
-            )
+        require_lead(self.service, user)
         body = self.json_body()
         unknown = sorted(set(body) - CASE_FIELDS)
         if unknown:
             raise ApiError(
                 400, f"unknown field(s) {', '.join(unknown)}; a case has case_id and data"
             )
-        case_id, data = body.get("case_id"), body.get("data") or {}
-        if not isinstance(case_id, str) or not SLUG_RE.match(case_id):
-            raise ApiError(
-                400,
-                f"`case_id` {case_id!r} is not a case id: lower-case letters, digits and dashes, 3-64 long",
-            )
-        if not isinstance(data, dict):
-            raise ApiError(
-                400, '`data` must be an object of answers, e.g. {"zaaknummer": "ILT-2026-004512"}'
-            )
-        t0 = time.monotonic()
-        await self.service.run(_reserve, _registry(self.service), case_id, name)
-        # the experiment is made while the agent renders the case: neither waits for the other
-        experiment_task = asyncio.ensure_future(_experiment(maker, case_id, name))
-        try:
-            t_agent = time.monotonic()
-            made = await maker.agent("make_case", case_id=case_id, owner=name, data=data)
-            t_agent = time.monotonic() - t_agent
-        except BaseException:
-            await self.service.run(_drop, _registry(self.service), case_id)
-            await asyncio.gather(
-                experiment_task, return_exceptions=True
-            )  # recorded: a retry reuses it
-            raise
-        spec = await asyncio.get_running_loop().run_in_executor(
-            maker.pool, _spec, Path(made["path"])
+        made = await make_case(self.service, user, body.get("case_id"), body.get("data") or {})
+        self.send(made, status=201)
+
+
+def is_lead(service: Service, user: dict[str, Any]) -> bool:
+    """Whether the hub's model of ``user`` may make cases (the lead group, or a hub admin)."""
+    return _maker(service).lead_group in (user.get("groups") or []) or bool(user.get("admin"))
+
+
+def require_lead(service: Service, user: dict[str, Any]) -> None:
+    if not is_lead(service, user):
+        group = _maker(service).lead_group
+        raise ApiError(
+            403,
+            f"alleen projectleiders maken zaken: u zit niet in de hub-groep {group!r} / "
+            f"only project leads make cases: you are not in the hub group {group!r}",
+            fix=f"Vraag de beheerder u aan de groep {group!r} toe te voegen / "
+            f"ask the platform admin to add you to the group {group!r}",
         )
-        experiment, warnings = await experiment_task
-        entry = await self.service.run(
-            _finish, _registry(self.service), case_id, made["path"], spec, experiment
+
+
+async def make_case(
+    service: Service, user: dict[str, Any], case_id: Any, data: Any
+) -> dict[str, Any]:
+    """Make a case for the hub user ``user`` (what ``POST api/cases`` and the page's form
+    do): reserve the id, let the agent render it, make its experiment, record it, audit it.
+    Raises ``ApiError`` (the refusal, in the API's words) and leaves no reservation behind."""
+    require_lead(service, user)
+    maker, name = _maker(service), user["name"]
+    if not isinstance(case_id, str) or not SLUG_RE.match(case_id):
+        raise ApiError(
+            400,
+            f"`case_id` {case_id!r} is not a case id: lower-case letters, digits and dashes, 3-64 long",
         )
-        await self.service.run(
-            self.service.log.append, "case.created", actor=name, case_id=case_id,
-            data={"path": made["path"], "template_version": made["template_version"], "experiment_id": experiment},
-        )  # fmt: skip
-        self.send(
-            {**_shown(entry, name), "experiment_id": experiment, "template_version": made["template_version"],
-             "steps": made["steps"], "warnings": warnings, "seconds": round(time.monotonic() - t0, 3),
-             "agent_seconds": round(t_agent, 3)},
-            status=201,
-        )  # fmt: skip
+    if not isinstance(data, dict):
+        raise ApiError(
+            400, '`data` must be an object of answers, e.g. {"zaaknummer": "ILT-2026-004512"}'
+        )
+    t0 = time.monotonic()
+    await service.run(_reserve, _registry(service), case_id, name)
+    # the experiment is made while the agent renders the case: neither waits for the other
+    experiment_task = asyncio.ensure_future(_experiment(maker, case_id, name))
+    try:
+        t_agent = time.monotonic()
+        made = await maker.agent("make_case", case_id=case_id, owner=name, data=data)
+        t_agent = time.monotonic() - t_agent
+    except BaseException:
+        await service.run(_drop, _registry(service), case_id)
+        await asyncio.gather(experiment_task, return_exceptions=True)  # recorded: a retry reuses it
+        raise
+    spec = await asyncio.get_running_loop().run_in_executor(maker.pool, _spec, Path(made["path"]))
+    experiment, warnings = await experiment_task
+    entry = await service.run(_finish, _registry(service), case_id, made["path"], spec, experiment)
+    await service.run(
+        service.log.append, "case.created", actor=name, case_id=case_id,
+        data={"path": made["path"], "template_version": made["template_version"], "experiment_id": experiment},
+    )  # fmt: skip
+    return {**_shown(entry, name), "experiment_id": experiment, "template_version": made["template_version"],
+            "steps": made["steps"], "warnings": warnings, "seconds": round(time.monotonic() - t0, 3),
+            "agent_seconds": round(t_agent, 3)}  # fmt: skip
 
 
 async def _experiment(maker: CaseMaker, case_id: str, owner: str) -> tuple[str | None, list[str]]:
@@ -212,72 +223,89 @@ def _shown(case: dict[str, Any], user: str) -> dict[str, Any]:
     return {**{k: case[k] for k in keep if case.get(k) is not None}, "role": role_of(case, user)}
 
 
-class Members(_Api):
-    def _owned(self, case_id: str) -> tuple[str, dict[str, Any]]:
-        name = self.actor()["name"]
-        case = _registry(self.service).get(case_id)
-        if case is None or case.get("status") or role_of(case, name) != "owner":
-            raise ApiError(
-                403,
-                f"zaak {case_id!r} is niet een van uw zaken als eigenaar / case {case_id!r} is not one of the cases you own",
-                fix="`GET api/cases` lists yours; the case's owner adds members",
-            )
-        return name, case
+def owned_case(service: Service, name: str, case_id: str) -> dict[str, Any]:
+    """The registry entry of ``case_id`` if ``name`` owns it; the one refusal otherwise
+    (a case of others and one that does not exist get the same answer)."""
+    case = _registry(service).get(case_id)
+    if case is None or case.get("status") or role_of(case, name) != "owner":
+        raise ApiError(
+            403,
+            f"zaak {case_id!r} is niet een van uw zaken als eigenaar / case {case_id!r} is not one of the cases you own",
+            fix="`GET api/cases` lists yours; the case's owner adds members",
+        )
+    return case
 
+
+async def add_member(service: Service, name: str, case_id: str, who: Any) -> dict[str, Any]:
+    """The owner ``name`` adds the hub user ``who`` to ``case_id``: registry, the agent's
+    grant (at once, running servers too), audit; MLflow follows in the background."""
+    owned_case(service, name, case_id)
+    if not isinstance(who, str) or not USERNAME_RE.match(who):
+        raise ApiError(400, f'send {{"user": NAME}} with a hub user name; got {who!r:.200}')
+    maker = _maker(service)
+    if not await maker.hub_user_exists(who):
+        raise ApiError(400, f"er is geen hub-gebruiker {who!r} / there is no hub user {who!r}",
+                       fix="Check the name; the user signs up first and the admin approves them")  # fmt: skip
+    t0 = time.monotonic()
+    case = await service.run(_set_member, _registry(service), case_id, who, True)
+    applied = await maker.agent("grant", case_id=case_id, user=who)
+    seconds = round(time.monotonic() - t0, 3)
+    await service.run(service.log.append, "member.added", actor=name, case_id=case_id,
+                      data={"member": who})  # fmt: skip
+    # MLflow after the folder access: its password hash costs a second, nobody waits for it
+    task = asyncio.ensure_future(_mlflow(maker, "grant", case, who))
+    maker.background.add(task)
+    task.add_done_callback(maker.background.discard)
+    return {"case_id": case_id, "added": who, "members": sorted(case.get("members") or []),
+            "access_seconds": seconds, "applied": applied.get("account", False)}  # fmt: skip
+
+
+async def remove_member(service: Service, name: str, case_id: str, member: str) -> dict[str, Any]:
+    """The owner ``name`` removes ``member`` from ``case_id`` (never its only owner):
+    registry, the agent's revoke (at once), MLflow, audit."""
+    case = owned_case(service, name, case_id)
+    if not USERNAME_RE.match(member or ""):
+        raise ApiError(400, "name the member to remove: DELETE api/cases/<id>/members/<user>")
+    if member not in people(case):
+        raise ApiError(400, f"{member!r} is not a member of case {case_id!r}")
+    if (case.get("owners") or []) == [member]:
+        raise ApiError(400, f"{member!r} is the case's only owner", fix="Add another owner first")
+    case = await service.run(_set_member, _registry(service), case_id, member, False)
+    maker = _maker(service)
+    await maker.agent("revoke", case_id=case_id, user=member)
+    await _mlflow(maker, "revoke", case, member)
+    await service.run(service.log.append, "member.removed", actor=name, case_id=case_id,
+                      data={"member": member})  # fmt: skip
+    return {"case_id": case_id, "removed": member, "members": sorted(case.get("members") or [])}
+
+
+class Members(_Api):
     async def get(self, case_id: str, member: str = "") -> None:
-        _name, case = self._owned(case_id)
+        case = owned_case(self.service, self.actor()["name"], case_id)
         self.send({"case_id": case_id, "owners": sorted(case.get("owners") or []),
                    "members": sorted(case.get("members") or [])})  # fmt: skip
 
     async def post(self, case_id: str, member: str = "") -> None:
-        name, _case = self._owned(case_id)
+        name = self.actor()["name"]
+        owned_case(self.service, name, case_id)
         body = self.json_body()
-        who = body.get("user")
-        if set(body) - {"user"} or not isinstance(who, str) or not USERNAME_RE.match(who):
+        if set(body) - {"user"} or not isinstance(body.get("user"), str):
             raise ApiError(400, f'send {{"user": NAME}} with a hub user name; got {body!r:.200}')
-        maker = _maker(self.service)
-        if not await maker.hub_user_exists(who):
-            raise ApiError(400, f"er is geen hub-gebruiker {who!r} / there is no hub user {who!r}",
-                           fix="Check the name; the user signs up first and the admin approves them")  # fmt: skip
-        t0 = time.monotonic()
-        case = await self.service.run(_set_member, _registry(self.service), case_id, who, True)
-        applied = await maker.agent("grant", case_id=case_id, user=who)
-        seconds = round(time.monotonic() - t0, 3)
-        await self.service.run(self.service.log.append, "member.added", actor=name, case_id=case_id,
-                               data={"member": who})  # fmt: skip
-        self.send({"case_id": case_id, "added": who, "members": sorted(case.get("members") or []),
-                   "access_seconds": seconds, "applied": applied.get("account", False)}, status=201)  # fmt: skip
-        # MLflow after the answer: its password hash costs a second, the folder access is there
-        await self._mlflow(maker, "grant", case, who)
+        self.send(await add_member(self.service, name, case_id, body["user"]), status=201)
 
     async def delete(self, case_id: str, member: str = "") -> None:
-        name, case = self._owned(case_id)
-        if not USERNAME_RE.match(member or ""):
-            raise ApiError(400, "name the member to remove: DELETE api/cases/<id>/members/<user>")
-        if member not in people(case):
-            raise ApiError(400, f"{member!r} is not a member of case {case_id!r}")
-        if (case.get("owners") or []) == [member]:
-            raise ApiError(
-                400, f"{member!r} is the case's only owner", fix="Add another owner first"
-            )
-        case = await self.service.run(_set_member, _registry(self.service), case_id, member, False)
-        maker = _maker(self.service)
-        await maker.agent("revoke", case_id=case_id, user=member)
-        await self._mlflow(maker, "revoke", case, member)
-        await self.service.run(self.service.log.append, "member.removed", actor=name, case_id=case_id,
-                               data={"member": member})  # fmt: skip
-        self.send(
-            {"case_id": case_id, "removed": member, "members": sorted(case.get("members") or [])}
-        )
+        name = self.actor()["name"]
+        self.send(await remove_member(self.service, name, case_id, member))
 
-    async def _mlflow(self, maker: CaseMaker, how: str, case: dict[str, Any], who: str) -> None:
-        experiment = case.get("experiment_id")
-        if maker.experiments is None or not experiment:
-            return
-        try:
-            await getattr(maker.experiments, how)(str(experiment), who)
-        except Exception:  # noqa: BLE001 - folder access is done; the spawn re-syncs MLflow
-            log.exception("MLflow %s of %s on %s", how, who, case.get("id"))
+
+async def _mlflow(maker: CaseMaker, how: str, case: dict[str, Any], who: str) -> None:
+    experiment = case.get("experiment_id")
+    if maker.experiments is None or not experiment:
+        return
+    try:
+        await getattr(maker.experiments, how)(str(experiment), who)
+    except Exception:  # noqa: BLE001 - folder access is done; the spawn re-syncs MLflow
+        log.exception("MLflow %s of %s on %s", how, who, case.get("id"))
 
 
 def _set_member(registry, case_id: str, who: str, add: bool) -> dict[str, Any]:
