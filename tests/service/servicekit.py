@@ -19,6 +19,7 @@ from idsp.service import ACCESS_SCOPE, PREFIX
 from idsp.service.app import Service, make_app
 from idsp.service.auditlog import AuditLog
 from idsp.service.case_api import routes as case_routes
+from idsp.service.case_pages import routes as case_page_routes
 from idsp.service.cases import CaseDirectory
 from idsp.service.review_api import all_routes as review_routes
 from jupyterhub.services.auth import HubOAuth
@@ -85,7 +86,7 @@ class ServedService:
         )
         self.service = Service(hub_auth, self.log, self.cases)
         port = self._listen(
-            make_app(self.service, cookie_secret=b"x" * 32, extra_routes=[*case_routes(PREFIX, self.service), *review_routes(self.service)])
+            make_app(self.service, cookie_secret=b"x" * 32, extra_routes=[*case_routes(PREFIX, self.service), *case_page_routes(PREFIX, self.service), *review_routes(self.service)])
         )
         self.url = f"http://127.0.0.1:{port}{PREFIX}"
 

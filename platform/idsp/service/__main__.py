@@ -32,6 +32,7 @@ from idsp.service.app import MAX_BODY, Service, make_app
 from idsp.service.auditlog import AuditLog
 from idsp.service.case_api import case_maker
 from idsp.service.case_api import routes as case_routes
+from idsp.service.case_pages import routes as case_page_routes
 from idsp.service.cases import CaseDirectory
 from idsp.service.hubconfig import MLFLOW_KEY_ENV
 from idsp.service.mlflow_proxy import MlflowUpstream, SharedCookieHubOAuth
@@ -168,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     service.dvc_remote_root = args.dvc_remote  # type: ignore[attr-defined]
     app = make_app(
         service, cookie_secret=secrets.token_bytes(32),
-        extra_routes=[*case_routes(service.prefix, service), *review_routes(service), *run_routes(service)],
+        extra_routes=[*case_routes(service.prefix, service), *case_page_routes(service.prefix, service),
+                      *review_routes(service), *run_routes(service)],
     )
 
     async def serve() -> None:

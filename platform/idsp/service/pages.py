@@ -62,7 +62,7 @@ def navigation(prefix: str) -> list[NavItem]:
     root = hub_root(prefix)
     return [
         NavItem("start", "Start", prefix),
-        NavItem("zaken", "Mijn zaken", prefix + "#mijn-zaken"),
+        NavItem("zaken", "Mijn zaken", prefix + "cases/"),
         NavItem("review", "Te beoordelen", prefix + "review/"),
         NavItem("mlflow", "MLflow", root + "services/mlflow/"),
         NavItem("hub", "Hub", root + "hub/home"),
