@@ -5,8 +5,8 @@ the commit the service approved (``git clone --no-local --no-hardlinks``, no hoo
 fresh folder, copies in the DVC-tracked data the commit's ``.dvc`` records name from the case's
 DVC cache or remote, checking every file's md5 as it reads it (a folder dataset through its
 ``.dir`` manifest), hands the folder to the runner account (``<prefix>svc-runner``, a system
-account in no group, which never gets access to any case folder) and runs ``dvc repro``
-there as that account with a cleared environment: a fixed list of variables, no user site,
+account in no group, which never gets access to any case folder) and runs ``dvc repro
+--force`` there (every output made by the run itself) as that account with a cleared environment: a fixed list of variables, no user site,
 ``PYTHONSAFEPATH``, ``PYTHONPATH`` = the checkout's own ``src``. Paths from a commit are never
 followed through links. What the run prints goes, line by line, to a log the service reads
 (root's file, the service's group, 0640), and its end to ``status.json`` beside it. The
@@ -208,20 +208,54 @@ def _outs(dvc_file: Path) -> list[tuple[str, str]]:
     return found
 
 
-def materialize(checkout: Path, sources: list[Path]) -> dict[str, int]:
-    """Copy in every output of the commit's ``.dvc`` files, md5-checked; ``{path: bytes}``."""
+def _lock_outs(checkout: Path) -> list[tuple[str, str]]:
+    """The outputs ``dvc.lock`` records for the pipeline's stages (path, md5)."""
+    lock = checkout / "dvc.lock"
+    if not os.path.lexists(lock):
+        return []
+    info = os.lstat(lock)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DVC_FILE:
+        raise CheckoutError(f"dvc.lock is not a plain file of at most {MAX_DVC_FILE // 1024} KiB")
+    data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    stages = data.get("stages") if isinstance(data, dict) else None
+    found = []
+    for stage in (stages or {}).values() if isinstance(stages, dict) else []:
+        outs = stage.get("outs") if isinstance(stage, dict) else None
+        for out in outs if isinstance(outs, list) else []:
+            if isinstance(out, dict) and isinstance(out.get("path"), str) and isinstance(out.get("md5"), str):
+                found.append((out["path"], out["md5"]))
+    return found
+
+
+def materialize(checkout: Path, sources: list[Path], *, stage_outputs: bool = False) -> dict[str, int]:
+    """Copy in every output of the commit's ``.dvc`` files, md5-checked; ``{path: bytes}``.
+
+    With ``stage_outputs`` also what ``dvc.lock`` records of the pipeline's stages and the
+    cache holds (the versions an approval binds: the service's gate reads them); the runner
+    leaves them out, so ``dvc repro`` makes them again."""
     listed = _git("ls-files", "-z", "--", "*.dvc", cwd=checkout).stdout.split("\0")
+    wanted = [(str(Path(rel).parent / path), md5) for rel in sorted(r for r in listed if r and not r.startswith(".dvc/"))
+              for path, md5 in _outs(checkout / rel)]  # fmt: skip
+    optional = _lock_outs(checkout) if stage_outputs else []
     copied: dict[str, int] = {}
-    for rel in sorted(r for r in listed if r and not r.startswith(".dvc/")):
-        dvc_file = checkout / rel
-        for path, md5 in _outs(dvc_file):
-            out_rel = str(Path(rel).parent / path)
-            target = _inside(checkout, os.path.normpath(out_rel))
-            if md5.endswith(".dir"):
-                copied[out_rel] = _copy_dir(sources, target, md5, out_rel)
-            else:
-                copied[out_rel] = _copy_checked(_blob(sources, md5), target, md5, out_rel)
+    for out_rel, md5 in [*wanted, *optional]:
+        rel = os.path.normpath(out_rel)
+        if (out_rel, md5) in optional and (os.path.lexists(checkout / rel) or not _has(sources, md5)):
+            continue  # committed to git (cache: false), or never cached: nothing to bring
+        target = _inside(checkout, rel)
+        if md5.endswith(".dir"):
+            copied[out_rel] = _copy_dir(sources, target, md5, out_rel)
+        else:
+            copied[out_rel] = _copy_checked(_blob(sources, md5), target, md5, out_rel)
     return copied
+
+
+def _has(sources: list[Path], md5: str) -> bool:
+    try:
+        _blob(sources, md5)
+    except CheckoutError:
+        return False
+    return True
 
 
 def _copy_dir(sources: list[Path], target: Path, md5: str, what: str) -> int:
@@ -354,7 +388,8 @@ def execute(job: dict[str, Any], sources: list[Path], account: pwd.struct_passwd
             (work / sub).mkdir(mode=0o700, exist_ok=True)
         _give(work, account.pw_uid, account.pw_gid)
         phase = "repro"
-        cmd = [str(Path(sys.executable).parent / "dvc"), "repro", *([job["stage"]] if job["stage"] else [])]
+        # --force: an official run makes every output itself, also those committed to git
+        cmd = [str(Path(sys.executable).parent / "dvc"), "repro", "--force", *([job["stage"]] if job["stage"] else [])]
         runlog.line(f"==> {' '.join(['dvc', *cmd[1:]])} als {account.pw_name}")
         env = run_env(checkout, work, job["env"])
         proc = subprocess.Popen(cmd, cwd=checkout, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

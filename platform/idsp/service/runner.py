@@ -133,7 +133,8 @@ def judge(service: Service, case_path: Path, commit: str, purpose: str) -> dict[
         try:
             hub_runner.clone(case_path, commit, checkout)
             remote = _remote(service, case_path)
-            hub_runner.materialize(checkout, [case_path / ".dvc" / "cache", *([remote] if remote else [])])
+            sources = [case_path / ".dvc" / "cache", *([remote] if remote else [])]
+            hub_runner.materialize(checkout, sources, stage_outputs=True)
         except hub_runner.CheckoutError as exc:
             raise ApiError(409, exc.what, fix=exc.fix or "") from None
         case = open_case(checkout)
