@@ -104,9 +104,28 @@ def ensure_account(prefix: str) -> pwd.struct_passwd:
 # -- the checkout --------------------------------------------------------------------------
 
 
+_GIT_CONFIG = "[safe]\n\tdirectory = *\n[core]\n\thooksPath = /dev/null\n\tfsmonitor = false\n"
+_git_config: list[str] = []
+
+
+def _global_config() -> str:
+    """A private global git config: the case repositories belong to root (and their objects to
+    the members) while the service or root reads them. Not ``git -c``: git drops command-line
+    config for the ``upload-pack`` of a local clone, and it checks ownership there too."""
+    if not _git_config or not os.path.isfile(_git_config[0]):
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="idsp-git-")  # 0700, this account's
+        path = os.path.join(folder, "config")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(_GIT_CONFIG)
+        _git_config[:] = [path]
+    return _git_config[0]
+
+
 def _git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0", "LANG": "C.UTF-8"}  # fmt: skip
+           "GIT_CONFIG_GLOBAL": _global_config(), "GIT_TERMINAL_PROMPT": "0", "LANG": "C.UTF-8"}  # fmt: skip
     base = ["git", "-c", "safe.directory=*", "-c", "core.hooksPath=/dev/null",
             "-c", "protocol.file.allow=always", "-c", "advice.detachedHead=false"]  # fmt: skip
     done = subprocess.run([*base, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -345,6 +364,7 @@ class Runs:
         folder = logs / run_id
         folder.mkdir(mode=0o750)  # a run id is used once
         os.chown(folder, 0, self.service_gid)
+        os.chmod(folder, 0o750)  # the agent's umask (077) took the group's bits at mkdir
         work = work_root / run_id
         work.mkdir(mode=0o700)
         return folder, work
@@ -358,6 +378,7 @@ class RunLog:
         self.path = folder / "log.txt"
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
         os.fchown(fd, 0, gid)
+        os.fchmod(fd, 0o640)  # past the agent's umask: the service's group reads it
         self._fh = os.fdopen(fd, "w", encoding="utf-8", buffering=1)
         self.gid = gid
 
@@ -369,6 +390,7 @@ class RunLog:
         path = self.folder / "status.json"
         atomic_write(path, json.dumps(status), mode=0o640)
         os.chown(path, 0, self.gid)
+        os.chmod(path, 0o640)
 
 
 def execute(job: dict[str, Any], sources: list[Path], account: pwd.struct_passwd, runlog: RunLog,
