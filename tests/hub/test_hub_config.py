@@ -38,8 +38,13 @@ def test_defaults_are_secure():
     assert "--timeout=3600" in culler and "--cull-every=300" in culler
     assert c.JupyterHub.load_roles[0]["scopes"] == configurer.CULLER_SCOPES
     assert set(c.JupyterHub.load_groups) == {
-        "inspectorate-ilt", "inspectorate-nvwa", "inspectorate-nla", "inspectorate-igj", "inspectorate-rdi"
+        "inspectorate-ilt", "inspectorate-nvwa", "inspectorate-nla", "inspectorate-igj", "inspectorate-rdi",
+        "projectleiders",  # hub.project_lead_group: there from the first start, without members
     }  # fmt: skip
+    assert c.JupyterHub.load_groups["projectleiders"]["users"] == []
+    # no usage telemetry from the hub's MLflow or from a user's kernel
+    assert c.JupyterHub.services[0]["environment"]["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert c.Spawner.environment["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
 
 def test_no_secret_is_written_into_the_config():

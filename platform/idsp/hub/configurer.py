@@ -23,7 +23,10 @@ from idsp.hub.tracking import IMPL_ENV, service_command
 from idsp.service import PREFIX as SERVICE_PREFIX
 from idsp.service import hubconfig as platform_service
 
-INSTANCE_ENV = "IDSP_HUB_INSTANCE"  # marks every process a hub started as a service
+INSTANCE_ENV = "IDSP_HUB_INSTANCE"
+# The platform runs offline for government data: MLflow's usage telemetry (and its banner in
+# the UI) stays off in the MLflow server and in every user's kernel.
+NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}  # marks every process a hub started as a service
 DEV_ENV = "IDSP_HUB_DEV"
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
@@ -34,6 +37,9 @@ def _groups(cfg: PlatformConfig, paths: HubPaths) -> dict:
         f"inspectorate-{name.lower()}": {"users": [], "properties": {"kind": "inspectorate"}}
         for name in cfg.hub.inspectorates
     }
+    # the project leads' group exists from the first start, so the admin only adds people to
+    # it on the admin page (load_groups adds members, it never removes any)
+    groups[cfg.hub.project_lead_group] = {"users": [], "properties": {"kind": "project-leads"}}
     for case in read_index(paths.case_index, paths.cases_root):
         groups[case.group] = {
             "users": list(case.members),
@@ -169,6 +175,7 @@ def _user_servers(cfg: PlatformConfig, paths: HubPaths, c, python: str) -> None:
     c.Spawner.environment = {
         "PATH": _user_path(python),
         "LANG": "C.UTF-8",
+        **NO_TELEMETRY,
         # where the library inside a server finds the platform service (idsp.service.client)
         platform_service.SERVICE_URL_ENV: platform_service.client_url(cfg),
         # whose socket on that port may get the server's token (idsp.listener)
@@ -193,6 +200,7 @@ def _services(
             "cwd": str(paths.mlflow_dir),
             "environment": {
                 "MLFLOW_AUTH_CONFIG_PATH": str(paths.mlflow_auth_ini),
+                **NO_TELEMETRY,
                 "PATH": _user_path(python),
                 # `idsp tracking serve` reads the platform config itself.
                 "IDSP_HOME": str(cfg.home),
