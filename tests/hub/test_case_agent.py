@@ -187,7 +187,13 @@ def test_grant_opens_the_case_at_once_and_revoke_closes_it(world):
     assert acl.named_users(secret) == {}  # the planted link was not followed
     home = Path(acc["ann"].pw_dir)
     assert os.readlink(home / "cases" / "ce-acl-1") == str(folder)
-    assert str(folder) in (world["base"] / "git" / f"{acc['ann'].pw_name}.gitconfig").read_text()
+    gitconfig = world["base"] / "git" / f"{acc['ann'].pw_name}.gitconfig"
+    assert str(folder) in gitconfig.read_text()
+    # and git, reading that file as its system config, knows who commits: the hub name
+    who = subprocess.run(["git", "config", "user.name"], env={"GIT_CONFIG_SYSTEM": str(gitconfig),
+                         "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": "/nonexistent"},
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert who.stdout.strip() == "ann"
     with world["registry"].changing() as cases:
         cases["ce-acl-1"]["members"] = []
     answer = _call_as(acc["svc"], sock, {"op": "revoke", "case_id": "ce-acl-1", "user": "ann"})

@@ -106,7 +106,7 @@ class CaseFolders:
                 self.revoke(case_id, account)
                 changed.append(f"-{case_id}")
         links = _links(account, self.cases_root, mine)
-        case_links.write_git_config(self.git_dir, account, list(mine.values()))
+        case_links.write_git_config(self.git_dir, account, list(mine.values()), user)
         return {"account": True, "changed": changed, "links": links}
 
 

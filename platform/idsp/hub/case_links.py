@@ -80,20 +80,30 @@ def sync_links(
     return done
 
 
+# the e-mail domain of each user's git identity (<hub name>@<domain>): .invalid until an admin
+# sets a real one (IdspSpawner.git_email_domain)
+GIT_EMAIL_DOMAIN = "users.idsp.invalid"
+
+
 def git_config_path(folder: Path, os_name: str) -> Path:
     return folder / f"{os_name}.gitconfig"
 
 
-def write_git_config(folder: Path, account: pwd.struct_passwd, case_paths: list[Path]) -> Path:
-    """The account's system git config: /etc/gitconfig plus its case folders as safe (the
-    folders belong to root, which git refuses to work in unless they are named safe in a
-    protected configuration). Root's, readable by the account only (mode 0640, its group)."""
+def write_git_config(folder: Path, account: pwd.struct_passwd, case_paths: list[Path], user: str) -> Path:
+    """The account's system git config: /etc/gitconfig, who commits (the hub name ``user``,
+    as the server's GIT_AUTHOR_* say too, so tools that read `git config user.name` see it),
+    and its case folders as safe (the folders belong to root, which git refuses to work in
+    unless they are named safe in a protected configuration). Root's, readable by the account
+    only (mode 0640, its group)."""
     folder.mkdir(mode=0o711, parents=True, exist_ok=True)
     path = git_config_path(folder, account.pw_name)
     lines = [
         "# Written by the IDSP platform at each server start and member change; edits are lost.",
         "[include]",
         "\tpath = /etc/gitconfig",
+        "[user]",
+        f"\tname = {user}",
+        f"\temail = {user}@{GIT_EMAIL_DOMAIN}",
         "[safe]",
         *(f"\tdirectory = {p}" for p in sorted(map(str, case_paths))),
     ]

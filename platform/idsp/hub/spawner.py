@@ -22,6 +22,7 @@ from jupyterhub.utils import url_path_join
 from traitlets import Unicode, default
 
 from idsp.hub import accounts, limits
+from idsp.hub.case_links import GIT_EMAIL_DOMAIN
 from idsp.hub.cases import read_index
 from idsp.hub.state import read_secret
 
@@ -42,7 +43,7 @@ class IdspSpawner(LocalProcessSpawner):
     cases_root = Unicode("", config=True, help="folder with the case projects")
     dvc_remote_root = Unicode("", config=True, help="local DVC remote root; each case's remote below it")
     git_email_domain = Unicode(
-        "users.idsp.invalid", config=True,
+        GIT_EMAIL_DOMAIN, config=True,
         help="domain of the git e-mail of each user (<hub name>@<domain>); .invalid until an admin sets a real one",
     )
     case_registry = Unicode("", config=True, help="the platform service's case registry (JSON), read as root")
