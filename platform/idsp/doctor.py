@@ -171,7 +171,10 @@ def _keys(cfg: PlatformConfig, case_root: Path | None):
     folder = cfg.path("keys_dir")
     files = sorted(folder.glob("*.key")) if folder.is_dir() else []
     if not files:
-        return "fail", f"no keys in {folder}; create one with `idsp data keygen DOMAIN`"
+        # a key is made per pseudonymisation domain when one is needed; none yet is no fault
+        # (and `idsp data pseudonymise` without one stops naming the command)
+        return "later", (f"no pseudonymisation key yet in {folder}: make one per domain with "
+                         "`idsp data keygen DOMAIN` before the first `idsp data pseudonymise`")
     problems = []
     dir_mode = stat.S_IMODE(folder.stat().st_mode)
     if dir_mode & 0o077:

@@ -32,6 +32,9 @@ def test_before_the_first_hub_up_what_it_makes_is_later(cli, clean_env):
     dvc, tracking = results["IDSP-DVC-01"], results["IDSP-TRK-01"]
     assert dvc["status"] == "later" and "will be made by `idsp hub up`" in dvc["detail"]
     assert tracking["status"] == "later" and "will be started by `idsp hub up`" in tracking["detail"]
+    # no pseudonymisation key yet is no failure either: keys are made per domain when needed
+    keys = results["IDSP-PRIV-01"]
+    assert keys["status"] == "later" and "`idsp data keygen DOMAIN`" in keys["detail"]
 
 
 def test_the_table_shows_later_and_the_exit_code_ignores_it(cli, clean_env):
