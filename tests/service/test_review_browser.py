@@ -51,6 +51,9 @@ def test_enrol_approve_and_sign_in_chromium(hub_case):
             expect(anna.locator("#key-state")).to_have_text("geen")
             anna.click("#enrol")
             expect(anna.locator("#enrol-result")).to_contain_text("Aangemeld met sleutel", timeout=15_000)
+            # drawn again: her pending key is listed and the button no longer offers a first key
+            expect(anna.locator("#my-keys")).to_contain_text("wacht op goedkeuring")
+            expect(anna.locator("#enrol")).to_have_text("Vervang de sleutel in deze browser door een nieuwe")
             # the private key is a non-extractable CryptoKey in IndexedDB
             extractable = anna.evaluate("""async () => {
                 const db = await new Promise(r => { const q = indexedDB.open('idsp-review', 1); q.onsuccess = () => r(q.result); });

@@ -69,12 +69,22 @@ function say(element, text, kind = "") {
 
 // --- enrol ---------------------------------------------------------------------------
 
+const FLASH = "idsp-enrol-result";
+
 async function enrolPage() {
   const state = document.getElementById("key-state");
   const button = document.getElementById("enrol");
   const result = document.getElementById("enrol-result");
   const record = await loadKey().catch(() => undefined);
   state.textContent = record ? `aanwezig (openbare sleutel ${record.publicKey.slice(0, 12)}…)` : "geen";
+  // A browser that holds a key already replaces it (the old one is revoked when the new one
+  // is approved): the button says so, so nobody makes a second key by clicking twice.
+  if (record) button.textContent = "Vervang de sleutel in deze browser door een nieuwe";
+  const flash = sessionStorage.getItem(FLASH);
+  if (flash) {
+    sessionStorage.removeItem(FLASH);
+    say(result, flash);
+  }
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
@@ -83,8 +93,10 @@ async function enrolPage() {
       const entry = await call("POST", "reviewers/enrol", { public_key: publicKey, source: "webcrypto" });
       await saveKey({ privateKey: pair.privateKey, publicKey, created: new Date().toISOString() });
       const key = entry.keys.find((k) => k.public_key === publicKey);
-      state.textContent = `aanwezig (openbare sleutel ${publicKey.slice(0, 12)}…)`;
-      say(result, `Aangemeld met sleutel ${key ? key.key_id : ""}. Een beheerder keurt uw aanmelding goed en kent uw rol toe; daarna kunt u ondertekenen.`);
+      // the page is drawn again by the service, so "Uw aanmelding" shows the pending key
+      sessionStorage.setItem(FLASH, `Aangemeld met sleutel ${key ? key.key_id : ""}. Een beheerder keurt uw aanmelding goed en kent uw rol toe; daarna kunt u ondertekenen.`);
+      location.reload();
+      return;
     } catch (error) {
       const hint = error.name === "NotSupportedError" ? " Deze browser kent Ed25519 niet; gebruik een recente Chromium, Chrome, Edge of Firefox." : "";
       say(result, `Aanmelden is niet gelukt: ${error.message}.${hint} ${error.fix || ""}`, "error");
