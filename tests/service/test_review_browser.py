@@ -87,6 +87,8 @@ def test_enrol_approve_and_sign_in_chromium(hub_case):
             anna.screenshot(path=str(IMG / "review-sign.png"))
             anna.click("#sign")
             expect(anna.locator("#decide-result")).to_contain_text("Vastgelegd", timeout=15_000)
+            # the page is drawn again: her signature stands in the table of required signatures
+            expect(anna.locator("#roles")).to_contain_text("anna")
             assert not errors, errors
         finally:
             browser.close()

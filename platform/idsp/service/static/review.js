@@ -147,6 +147,12 @@ async function reviewPage() {
   const result = document.getElementById("decide-result");
   const sign = document.getElementById("sign");
   let shown = null;
+  const flash = sessionStorage.getItem(FLASH);
+  if (flash) {
+    sessionStorage.removeItem(FLASH);
+    say(result, flash);
+    result.scrollIntoView();
+  }
   form.addEventListener("input", () => { shown = null; box.hidden = true; });
   document.getElementById("show-payload").addEventListener("click", async () => {
     const record = await loadKey().catch(() => undefined);
@@ -181,9 +187,10 @@ async function reviewPage() {
         purpose: app.dataset.purpose, kind: shown.payload.decision, payload: shown.payload, signature,
         reason: form.elements.reason.value,
       });
-      say(result, `Vastgelegd (${answer.decision_id}). De checklist is nu: ${STATUS[answer.status] || answer.status}.`);
-      box.hidden = true;
-      shown = null;
+      // drawn again by the service, so the signatures table and the status show the decision
+      sessionStorage.setItem(FLASH, `Vastgelegd (${answer.decision_id}). De checklist is nu: ${STATUS[answer.status] || answer.status}.`);
+      location.reload();
+      return;
     } catch (error) {
       say(result, `Niet vastgelegd: ${error.message}. ${error.fix || ""}`, "error");
     } finally {
