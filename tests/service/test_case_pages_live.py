@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.hub.conftest import approved_user
-from tests.service.test_service_live import _port_pair, _service_up
+from tests.service.test_service_live import _service_up, platform_home
 from tests.service.test_start_page_live import IMG, _browser, _login
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -24,12 +24,7 @@ CASE = "ce-via-pagina-1"
 
 @pytest.fixture(scope="module", autouse=True)
 def platform(hub_env):
-    env, shared, _prefix = hub_env
-    home = shared / "platform"
-    home.mkdir(mode=0o711)
-    env["IDSP_HOME"] = str(home)
-    env["IDSP_HUB__PROXY_API_PORT"] = str(_port_pair())
-    return home
+    return platform_home(hub_env)[0]
 
 
 @pytest.fixture(scope="module")

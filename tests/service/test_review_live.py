@@ -22,7 +22,7 @@ import pytest
 
 from tests.hub.conftest import approved_user
 from tests.service.test_service_cases_live import _api, _cli, _token
-from tests.service.test_service_live import _port_pair, _service_up
+from tests.service.test_service_live import _service_up, platform_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CASE = "ce-review-live-1"
@@ -76,12 +76,7 @@ print(json.dumps({"roles": list(defn.signoff_roles), "submission": sub.id}))
 
 @pytest.fixture(scope="module", autouse=True)
 def platform(hub_env):
-    env, shared, prefix = hub_env
-    home = shared / "platform"
-    home.mkdir(mode=0o711)
-    env["IDSP_HOME"] = str(home)
-    env["IDSP_HUB__PROXY_API_PORT"] = str(_port_pair())
-    return home, prefix
+    return platform_home(hub_env)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import pwd
 import pytest
 
 from tests.hub.conftest import approved_user
-from tests.service.test_service_cases_live import _cli, _port_pair, _service_up
+from tests.service.test_service_cases_live import _cli, _service_up
+from tests.service.test_service_live import platform_home
 
 pytestmark = pytest.mark.slow
 CASE = "ce-run-live-1"
@@ -20,12 +21,7 @@ CASE = "ce-run-live-1"
 
 @pytest.fixture(scope="module", autouse=True)
 def platform(hub_env):
-    env, shared, prefix = hub_env
-    home = shared / "platform"
-    home.mkdir(mode=0o711)
-    env["IDSP_HOME"] = str(home)
-    env["IDSP_HUB__PROXY_API_PORT"] = str(_port_pair())
-    return home, prefix
+    return platform_home(hub_env)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.hub.conftest import approved_user
-from tests.service.test_service_live import _port_pair, _service_up
+from tests.service.test_service_live import _service_up, platform_home
 
 pytestmark = pytest.mark.slow
 CASE = "ce-svc-made-1"
@@ -29,12 +29,7 @@ SQUAT = "ce-svc-squat-1"
 
 @pytest.fixture(scope="module", autouse=True)
 def platform(hub_env):
-    env, shared, prefix = hub_env
-    home = shared / "platform"
-    home.mkdir(mode=0o711)
-    env["IDSP_HOME"] = str(home)
-    env["IDSP_HUB__PROXY_API_PORT"] = str(_port_pair())
-    return home, prefix
+    return platform_home(hub_env)
 
 
 @pytest.fixture(scope="module")

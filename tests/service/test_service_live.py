@@ -39,14 +39,22 @@ def _port_pair() -> int:
     raise AssertionError("no two free neighbouring ports")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def platform(hub_env):
-    """Before the hub starts: a platform home others can enter, a case of bob's, free ports."""
+def platform_home(hub_env) -> tuple[Path, str]:
+    """Before the hub starts: a platform home other accounts can enter, and free ports for the
+    proxy API and the service beside it. Returns the home and the OS account prefix."""
     env, shared, prefix = hub_env
     home = shared / "platform"
     home.mkdir(mode=0o711)
     env["IDSP_HOME"] = str(home)
     env["IDSP_HUB__PROXY_API_PORT"] = str(_port_pair())
+    return home, prefix
+
+
+@pytest.fixture(scope="module", autouse=True)
+def platform(hub_env):
+    """Before the hub starts: a platform home others can enter, a case of bob's, free ports."""
+    home, prefix = platform_home(hub_env)
+    shared = hub_env[1]
     case = shared / "cases" / BOB_CASE
     case.mkdir(parents=True)
     (case / "case.yaml").write_text(

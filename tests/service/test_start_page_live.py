@@ -18,7 +18,7 @@ from testkit.files import build_tree
 
 from legal_ethics import checklist, init_checklist, workflow
 from tests.hub.conftest import approved_user
-from tests.service.test_service_live import _port_pair, _service_up
+from tests.service.test_service_live import _service_up, platform_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CASE = "ce-startpagina"
@@ -32,11 +32,8 @@ IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 def start_case(hub_env):
     """Before the hub starts: a case of alice's with a real checklist, two questions
     answered by her (status "concept"), in the hub's case index."""
-    env, shared, prefix = hub_env
-    home = shared / "platform"
-    home.mkdir(mode=0o711)
-    env["IDSP_HOME"] = str(home)
-    env["IDSP_HUB__PROXY_API_PORT"] = str(_port_pair())
+    platform_home(hub_env)
+    shared = hub_env[1]
     tree = case_tree()
     spec = yaml.safe_load(tree["case.yaml"])
     spec.update(id=CASE, title="Risicoselectie speelgoed <kinderen>",
